@@ -1,0 +1,28 @@
+import { sql } from 'drizzle-orm';
+import { check, integer, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { partners } from './partners.ts';
+
+/**
+ * Idempotency keys, scoped per partner. A row is inserted before the request runs (state in_progress), which
+ * is what stops two concurrent duplicates from both executing; the response is stored when it completes.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    partnerId: text('partner_id').notNull().references(() => partners.id),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    method: text('method').notNull(),
+    path: text('path').notNull(),
+    state: text('state', { enum: ['in_progress', 'completed'] }).notNull(),
+    responseStatus: integer('response_status'),
+    responseBody: text('response_body'),
+    responseHeaders: jsonb('response_headers').$type<Record<string, string>>(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.partnerId, t.key] }),
+    check('idempotency_state_check', sql`${t.state} in ('in_progress','completed')`),
+  ],
+);
