@@ -1,0 +1,100 @@
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from '@pec-partner/db';
+import { systemClock, type Clock } from './clock.ts';
+import type { AppConfig } from './config.ts';
+import type { App, AppDeps } from './deps.ts';
+import { installAuth } from './http/auth.ts';
+import { installErrorHandling } from './http/errors.ts';
+import { installIdempotency } from './http/idempotency.ts';
+import { registerOpenApi } from './http/openapi.ts';
+import { ProblemError } from './http/problem.ts';
+import { installValidators } from './http/validation.ts';
+import { newId } from './ids.ts';
+import { creditRoutes } from './modules/credit/routes.ts';
+import { loadPriceList, type PriceListConfig } from './modules/credit/prices.ts';
+import { customerRoutes } from './modules/customers/routes.ts';
+import { partnerRoutes } from './modules/partners/routes.ts';
+import { TokenService } from './modules/partners/tokens.ts';
+import { systemRoutes } from './modules/system/routes.ts';
+
+export interface BuildOptions {
+  db: Db;
+  config: AppConfig;
+  clock?: Clock;
+  prices?: PriceListConfig;
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** The whole HTTP application, not listening: main.ts listens, tests use inject() or listen on port 0. */
+export async function buildApp(options: BuildOptions): Promise<App> {
+  const { db, config } = options;
+  const clock = options.clock ?? systemClock;
+  const tokens = new TokenService(db, clock, config.publicUrl, config.oauthTokenTtlSeconds);
+  const deps: AppDeps = { db, clock, config, prices: options.prices ?? loadPriceList(config.pricesFile), tokens };
+
+  const app = Fastify({
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], remove: true },
+    },
+    genReqId: () => newId('req'),
+    // Request ids are ours: a client-sent one could collide or be forged into our logs.
+    requestIdHeader: false,
+    // Fastify's two lines per request are replaced by our single onResponse line.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installValidators(app);
+  installErrorHandling(app);
+  // The API speaks JSON only: a text/plain body is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('request-id', request.id);
+  });
+  // One log line per request, without bodies or credentials.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        partner: request.principal?.partnerId,
+      },
+      'request',
+    );
+  });
+
+  await registerOpenApi(app);
+  installAuth(app, db, clock, tokens);
+  await app.register(rateLimit, {
+    global: true,
+    max: config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    // After authentication (onRequest) so the limit is per API key; before the body is read.
+    hook: 'preParsing',
+    keyGenerator: (request) => request.principal?.apiKeyId ?? `ip:${request.ip}`,
+    errorResponseBuilder: (_request, context) => {
+      const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
+      return new ProblemError(429, 'rate_limited', 'Too many requests',
+        `At most ${context.max} requests per minute per API key; retry in ${seconds} s.`, {}, { 'retry-after': String(seconds) });
+    },
+  });
+  installIdempotency(app, db, clock, config.idempotencyTtlHours);
+
+  await app.register(async (scope) => {
+    await systemRoutes(scope as App, deps);
+    await partnerRoutes(scope as App, deps);
+    await customerRoutes(scope as App, deps);
+    await creditRoutes(scope as App, deps);
+  });
+  return app;
+}

@@ -1,0 +1,82 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+
+type Json = unknown;
+type JsonObject = Record<string, Json>;
+
+const isObject = (value: Json): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isSchema = (value: JsonObject): boolean =>
+  'type' in value || 'anyOf' in value || 'oneOf' in value || 'allOf' in value || 'enum' in value || 'const' in value;
+
+/**
+ * Route schemas are written inline (so TypeBox infers handler types); every schema with a `title` becomes a
+ * named component and is referenced by `$ref`, which is what gives the SDK named types.
+ */
+export function hoistTitledSchemas(document: JsonObject): JsonObject {
+  const doc = structuredClone(document);
+  const components = (doc.components ??= {}) as JsonObject;
+  const schemas = (components.schemas ??= {}) as JsonObject;
+  const serialized = new Map<string, string>();
+
+  const visit = (node: Json): Json => {
+    if (Array.isArray(node)) return node.map(visit);
+    if (!isObject(node)) return node;
+    for (const [key, value] of Object.entries(node)) {
+      // Query and path parameters are flattened by @fastify/swagger (descriptions move out of the schema),
+      // so their schemas stay inline rather than becoming variants of a component.
+      if (key !== 'parameters') node[key] = visit(value);
+    }
+    if (typeof node.title === 'string' && isSchema(node)) {
+      const name = node.title;
+      const text = JSON.stringify(node);
+      const previous = serialized.get(name);
+      if (previous !== undefined && previous !== text) {
+        throw new Error(`Two different schemas are titled '${name}'; titles name OpenAPI components and must be unique.`);
+      }
+      serialized.set(name, text);
+      schemas[name] = node;
+      return { $ref: `#/components/schemas/${name}` };
+    }
+    return node;
+  };
+  doc.paths = visit(doc.paths);
+  components.schemas = Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b)));
+  return doc;
+}
+
+export const openApiInfo = {
+  title: 'PEC Partner API',
+  version: '2026-11-22',
+  description:
+    'Run a certified e-mail (PEC) reseller business: customers, prepaid credit, domains, mailboxes, add-ons. ' +
+    'Errors are RFC 9457 problem documents; every POST accepts an `Idempotency-Key`.',
+};
+
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: openApiInfo,
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A secret API key (`sk_live_…`) or an access token from `POST /oauth/token`.',
+          },
+        },
+      },
+      security: [{ bearerAuth: [] }],
+      tags: [
+        { name: 'Authentication', description: 'API keys and OAuth access tokens.' },
+        { name: 'Customers', description: "The partner's customers (anagrafiche)." },
+        { name: 'Credit', description: 'Prepaid credit, its ledger and the price list.' },
+        { name: 'System', description: 'Health and metadata.' },
+      ],
+    },
+    transformObject: (documentObject) =>
+      hoistTitledSchemas((documentObject as { openapiObject: JsonObject }).openapiObject) as never,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}

@@ -1,0 +1,73 @@
+import { count } from 'drizzle-orm';
+import { partners } from '@pec-partner/db';
+import { buildApp } from './app.ts';
+import { openDatabase, withStartupLock } from './bootstrap.ts';
+import { systemClock } from './clock.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createPartner } from './modules/partners/service.ts';
+import { topUp } from './modules/credit/service.ts';
+import { loadPriceList } from './modules/credit/prices.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  // Read the price list before touching the database, so a bad file fails fast with its own message.
+  const prices = loadPriceList(config.pricesFile);
+  // main.ts drains requests and stops the embedded server itself on SIGINT/SIGTERM.
+  const database = await openDatabase(config, { callerHandlesSignals: true });
+  const clock = systemClock;
+
+  // First start on an empty database: a demo partner with a little credit, so the API tour works at once.
+  const demo = await withStartupLock(database, async () => {
+    const [row] = await database.db.select({ n: count() }).from(partners);
+    if (row!.n > 0) return undefined;
+    const created = await createPartner(database.db, clock, 'Demo partner');
+    await topUp(database.db, clock, {
+      partnerId: created.partner.id,
+      amount: 10_000,
+      description: 'Demo credit',
+      paymentReference: 'demo-welcome-credit',
+    });
+    return created;
+  });
+
+  const app = await buildApp({ db: database.db, config, clock, prices });
+  await app.listen({ host: config.host, port: config.port });
+  const address = `http://${config.host}:${(app.server.address() as { port: number }).port}`;
+
+  // Signal handlers first: whoever reads the address below may stop us at once.
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: draining requests');
+    try {
+      await app.close();
+      await database.close();
+      process.exit(0);
+    } catch (error) {
+      app.log.error({ err: error }, 'unclean shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  // The secret goes to the console once, never into the structured logs.
+  if (demo) {
+    process.stdout.write(
+      `\n  Demo partner created: ${demo.partner.id} with €100.00 of credit\n` +
+        `  Secret API key (shown only now): ${demo.secret}\n\n` +
+        `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n`,
+    );
+  }
+  process.stdout.write(`  PEC Partner API on ${address}  (docs: ${address}/docs, database: ${database.embedded ? `embedded PostgreSQL in ${config.dataDir}` : 'DATABASE_URL'})\n`);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`Configuration error: ${error.message}\n`);
+  } else {
+    process.stderr.write(`Failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  }
+  process.exit(1);
+});
