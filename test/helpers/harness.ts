@@ -1,0 +1,64 @@
+import type { Test } from 'tap';
+import { buildApp, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
+import { connect, type Database } from '@pec-partner/db';
+import { freshDatabase } from './database.ts';
+
+export interface Harness {
+  app: App;
+  database: Database;
+  clock: ManualClock;
+  /** A new partner (tenant) with its secret key and ready-made Authorization headers. */
+  partner(name?: string): Promise<TestPartner>;
+  /** Listens on a loopback port (for the SDK and raw HTTP clients) and returns the base URL. */
+  listen(): Promise<string>;
+}
+
+export interface TestPartner {
+  id: string;
+  secret: string;
+  apiKeyId: string;
+  headers: { authorization: string };
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  clock?: ManualClock;
+}
+
+/** One fresh database and app per test file; torn down when the file's tests end. */
+export async function harness(t: Test, options: HarnessOptions = {}): Promise<Harness> {
+  const fresh = await freshDatabase();
+  const database = connect(fresh.url, { max: 20 });
+  const clock = options.clock ?? new ManualClock('2026-11-22T09:00:00Z');
+  const config = loadConfig({ DATABASE_URL: fresh.url, LOG_LEVEL: 'silent', PUBLIC_URL: 'http://pec-partner.test', ...options.env });
+  // TEST_LOG=1 shows server errors while debugging a test.
+  const app = await buildApp({ db: database.db, config, clock: clock as Clock, logger: process.env.TEST_LOG ? { level: 'error' } : false });
+  await app.ready();
+  t.teardown(async () => {
+    await app.close();
+    await database.close();
+    await fresh.drop();
+  });
+  return {
+    app,
+    database,
+    clock,
+    partner: async (name = 'Test partner') => {
+      const { partner, key, secret } = await createPartner(database.db, clock, name);
+      return { id: partner.id, secret, apiKeyId: key.id, headers: { authorization: `Bearer ${secret}` } };
+    },
+    listen: async () => {
+      const address = await app.listen({ host: '127.0.0.1', port: 0 });
+      return address;
+    },
+  };
+}
+
+/** Parses a JSON response body, failing loudly (with the body) when it is not JSON. */
+export function json<T = any>(response: { body: string }): T {
+  try {
+    return JSON.parse(response.body) as T;
+  } catch {
+    throw new Error(`response is not JSON: ${response.body.slice(0, 500)}`);
+  }
+}

@@ -1,0 +1,47 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+
+t.test('the committed OpenAPI document matches the route schemas', async (t) => {
+  // The generator's --check mode renders the document from the code and compares it byte for byte.
+  const result = await run('npx', ['tsx', 'openapi/generate.ts', '--check'], { cwd: root }).then(
+    () => 'in sync',
+    (error: { stderr: string }) => error.stderr,
+  );
+  t.equal(result, 'in sync', 'run `npm run openapi` and commit the result');
+});
+
+t.test('the document is OpenAPI 3.1 with named components, operation ids and problem responses', async (t) => {
+  const doc = JSON.parse(await readFile(new URL('../openapi/openapi.json', import.meta.url), 'utf8'));
+  t.equal(doc.openapi, '3.1.0');
+  t.ok(doc.components.securitySchemes.bearerAuth);
+  const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+    Object.entries(methods as Record<string, any>).map(([method, op]) => ({ path, method, op })),
+  );
+  const ids = operations.map(({ op }) => op.operationId);
+  t.equal(new Set(ids).size, ids.length, 'operation ids are unique');
+  t.ok(ids.every(Boolean), 'every operation has an id');
+  for (const { path, method, op } of operations) {
+    t.ok(op.tags?.length, `${method} ${path} is tagged`);
+    if (path.startsWith('/v1/')) {
+      t.same(op.responses['401'].content['application/problem+json'].schema, { $ref: '#/components/schemas/Problem' }, `${method} ${path} documents 401`);
+    }
+  }
+  t.same(doc.paths['/v1/customers'].post.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/CustomerCreate' });
+  t.same(doc.paths['/healthz'].get.security, [], 'public routes need no credentials');
+});
+
+t.test('the SDK types are generated from the committed document', async (t) => {
+  const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'sdk-types-')), 'schema.d.ts');
+  await run('npx', ['openapi-typescript', '../openapi/openapi.json', '-o', out], { cwd: fileURLToPath(new URL('../sdk/', import.meta.url)) });
+  const committed = await readFile(new URL('../sdk/src/schema.d.ts', import.meta.url), 'utf8');
+  t.equal(await readFile(out, 'utf8'), committed, 'run `npm run openapi` and commit sdk/src/schema.d.ts');
+  await rm(path.dirname(out), { recursive: true });
+});
