@@ -39,9 +39,9 @@ t.test('the document is OpenAPI 3.1 with named components, operation ids and pro
 });
 
 t.test('the SDK types are generated from the committed document', async (t) => {
-  const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'sdk-types-')), 'schema.d.ts');
+  const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'sdk-types-')), 'schema.ts');
   await run('npx', ['openapi-typescript', '../openapi/openapi.json', '-o', out], { cwd: fileURLToPath(new URL('../sdk/', import.meta.url)) });
-  const committed = await readFile(new URL('../sdk/src/schema.d.ts', import.meta.url), 'utf8');
-  t.equal(await readFile(out, 'utf8'), committed, 'run `npm run openapi` and commit sdk/src/schema.d.ts');
+  const committed = await readFile(new URL('../sdk/src/schema.ts', import.meta.url), 'utf8');
+  t.equal(await readFile(out, 'utf8'), committed, 'run `npm run openapi` and commit sdk/src/schema.ts');
   await rm(path.dirname(out), { recursive: true });
 });

@@ -4,7 +4,7 @@
  * closing line `N passed, N failed` that CI reads.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,8 @@ async function main(): Promise<number> {
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
     scratch = await mkdtemp(path.join(os.tmpdir(), 'pec-partner-test-'));
+    // mkdtemp makes the folder private; as root the server runs as the postgres user, who must traverse it.
+    await chmod(scratch, 0o755);
     embedded = await startEmbeddedPostgres(scratch);
     databaseUrl = embedded.url;
     process.stdout.write(`Tests use an embedded PostgreSQL (set DATABASE_URL to use another server).\n`);

@@ -18,6 +18,11 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
   return e?.code === '23505' && (!constraint || e.constraint_name === constraint);
 }
 
-export function isForeignKeyViolation(error: unknown): boolean {
-  return pgError(error)?.code === '23503';
+/**
+ * A row is still referenced: foreign_key_violation (23503), or restrict_violation (23001), which PostgreSQL 18
+ * raises for ON DELETE RESTRICT where earlier versions raised 23503.
+ */
+export function isStillReferenced(error: unknown): boolean {
+  const code = pgError(error)?.code;
+  return code === '23503' || code === '23001';
 }

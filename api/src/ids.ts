@@ -1,35 +1,39 @@
 import { randomBytes } from 'node:crypto';
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
+const RANDOM_BITS = 80n;
+
+function encode(value: bigint, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    out = CROCKFORD[Number(value & 31n)] + out;
+    value >>= 5n;
+  }
+  return out;
+}
+
+let lastTime = -1;
+let lastRandom = 0n;
 
 /**
- * Opaque prefixed identifiers (`cus_…`). The body is a ULID (48-bit time + 80 random bits, Crockford base32),
- * so identifiers sort by creation time: lists order by id and cursors are plain ids.
+ * Opaque prefixed identifiers (`cus_…`). The body is a monotonic ULID (48-bit time, then 80 bits that are
+ * random for a new millisecond and incremented within the same one), so ids sort in creation order: lists
+ * order by id and cursors are plain ids, even for rows created in the same millisecond or on a frozen test clock.
  */
 export function newId(prefix: string, at: Date = new Date()): string {
   let time = at.getTime();
-  let timePart = '';
-  for (let i = 0; i < 10; i++) {
-    timePart = CROCKFORD[time % 32] + timePart;
-    time = Math.floor(time / 32);
+  if (time <= lastTime) {
+    time = lastTime;
+    lastRandom = (lastRandom + 1n) & ((1n << RANDOM_BITS) - 1n);
+  } else {
+    lastTime = time;
+    // Top bit clear leaves room to increment within a millisecond without overflowing.
+    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`) >> 1n;
   }
-  const random = randomBytes(10);
-  let randomPart = '';
-  // 80 bits → 16 base32 characters, 5 bits each.
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of random) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      randomPart += CROCKFORD[(buffer >> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return `${prefix}_${timePart}${randomPart}`.toLowerCase();
+  return `${prefix}_${encode(BigInt(time), 10)}${encode(lastRandom, 16)}`;
 }
 
-/** Random URL-safe secret material (base62 keeps keys double-click selectable). */
+/** Random secret material in base62 (keeps keys double-click selectable). */
 export function randomToken(length: number): string {
   const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
   let out = '';

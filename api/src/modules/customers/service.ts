@@ -1,7 +1,7 @@
 import { and, desc, eq, ilike, lt } from 'drizzle-orm';
 import { customers, type CustomerType, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
-import { isForeignKeyViolation } from '../../db-errors.ts';
+import { isStillReferenced } from '../../db-errors.ts';
 import { newId } from '../../ids.ts';
 import { conflict, invalid, notFound, type FieldError } from '../../http/problem.ts';
 import type { Customer, CustomerCreate, CustomerUpdate } from './schemas.ts';
@@ -244,7 +244,7 @@ export async function deleteCustomer(db: DbOrTx, partnerId: string, id: string):
     if (!row) throw notFound('customer', id);
     return { id: row.id, object: 'customer', deleted: true };
   } catch (error) {
-    if (isForeignKeyViolation(error)) {
+    if (isStillReferenced(error)) {
       throw conflict('customer_has_services', `The customer '${id}' still has services (domains or mailboxes); cancel them first.`);
     }
     throw error;

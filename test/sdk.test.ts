@@ -1,0 +1,155 @@
+import { execFile } from 'node:child_process';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import t from 'tap';
+import {
+  AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecPartner, PecPartnerError,
+  RateLimitError, responseOf,
+} from '@pec-partner/sdk';
+import { harness } from './helpers/harness.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** A reverse proxy in front of the real server that fails chosen attempts, recording what each attempt sent. */
+async function faultyProxy(target: string, fail: (attempt: number, req: IncomingMessage) => 'drop' | 503 | 429 | null) {
+  const seen: { method: string; url: string; idempotencyKey: string | undefined }[] = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    seen.push({ method: req.method!, url: req.url!, idempotencyKey: req.headers['idempotency-key'] as string | undefined });
+    const fault = fail(seen.length, req);
+    if (fault === 'drop') return req.socket.destroy();
+    if (fault) {
+      res.writeHead(fault, { 'content-type': 'application/problem+json', 'retry-after': '0' });
+      return res.end(JSON.stringify({ type: 'urn:x', title: 'Injected', status: fault, detail: 'injected', code: 'injected', request_id: 'req_proxy' }));
+    }
+    const upstream = await fetch(`${target}${req.url}`, {
+      method: req.method!,
+      headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>,
+      body: ['GET', 'HEAD'].includes(req.method!) ? undefined : Buffer.concat(chunks),
+    });
+    res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise((r) => server.close(r)) };
+}
+
+t.test('SDK against a listening server: resources, auto-pagination, typed errors, response metadata', async (t) => {
+  const h = await harness(t);
+  const base = await h.listen();
+  const p = await h.partner();
+  const client = new PecPartner({ apiKey: p.secret, baseUrl: base });
+
+  const created = await client.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
+  t.equal(created.object, 'customer');
+  t.match(responseOf(created), { status: 201, requestId: /^req_/, idempotentReplayed: false });
+  t.same(await client.customers.retrieve(created.id), created);
+  const updated = await client.customers.update(created.id, { email: 'mario@example.it', metadata: { crm: '7' } });
+  t.match(updated, { email: 'mario@example.it', metadata: { crm: '7' } });
+
+  for (let i = 0; i < 104; i++) {
+    await client.customers.create({ type: 'company', business_name: `Company ${String(i).padStart(3, '0')}`, vat_number: '01234567897' });
+  }
+  const names: string[] = [];
+  for await (const customer of client.customers.list({ type: 'company' })) names.push(customer.business_name!);
+  t.equal(names.length, 104, 'iterates across two pages of 100');
+  t.equal(new Set(names).size, 104);
+  t.equal(names[0], 'Company 103');
+  const page = await client.customers.page({ limit: 3, q: 'company 00' });
+  t.equal(page.data.length, 3);
+  t.equal(page.has_more, true);
+
+  const error = await client.customers.create({ type: 'company', business_name: 'X', vat_number: '01234567890' }).catch((e: unknown) => e);
+  t.ok(error instanceof InvalidRequestError);
+  t.match(error, { status: 400, code: 'validation_error', requestId: /^req_/, errors: [{ pointer: '/vat_number', code: 'invalid_vat_number' }] });
+  t.ok(error instanceof PecPartnerError);
+
+  const missing = await client.customers.retrieve('cus_00000000000000000000000000').catch((e: unknown) => e);
+  t.ok(missing instanceof NotFoundError);
+  t.equal((missing as NotFoundError).code, 'resource_missing');
+
+  const entry = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' });
+  const duplicate = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' }).catch((e: unknown) => e);
+  t.ok(duplicate instanceof ConflictError);
+  t.match((duplicate as ConflictError).problem, { code: 'duplicate_payment_reference', ledger_entry: entry.id });
+
+  const replayed = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
+  const again = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
+  t.equal(again.id, replayed.id);
+  t.equal(responseOf(again)?.idempotentReplayed, true);
+  t.equal((await client.credit.retrieve()).balance, 3200);
+
+  const ledger = [];
+  for await (const item of client.credit.ledger()) ledger.push(item.amount);
+  t.same(ledger, [700, 2500]);
+  const prices = [];
+  for await (const price of client.prices.list()) prices.push(price.id);
+  t.equal(prices.length, 10);
+
+  const bad = new PecPartner({ apiKey: 'sk_live_wrong', baseUrl: base });
+  t.ok((await bad.credit.retrieve().catch((e: unknown) => e)) instanceof AuthenticationError);
+});
+
+t.test('retries reuse the idempotency key, so a retried top-up is booked once', async (t) => {
+  const h = await harness(t);
+  const base = await h.listen();
+  const p = await h.partner();
+
+  // First attempt: the connection drops after the server saw nothing; second: 503; third goes through.
+  const proxy = await faultyProxy(base, (attempt) => (attempt === 1 ? 'drop' : attempt === 2 ? 503 : null));
+  t.teardown(proxy.close);
+  const client = new PecPartner({ apiKey: p.secret, baseUrl: proxy.url, maxRetries: 3 });
+  const entry = await client.credit.topUp({ amount: 1000, currency: 'EUR', payment_reference: 'RETRY-1' });
+  t.equal(proxy.seen.length, 3);
+  const keys = new Set(proxy.seen.map((s) => s.idempotencyKey));
+  t.equal(keys.size, 1, 'one key across all attempts');
+  t.match([...keys][0], /^[0-9a-f-]{36}$/);
+  t.equal(entry.amount, 1000);
+  t.equal((await new PecPartner({ apiKey: p.secret, baseUrl: base }).credit.retrieve()).balance, 1000);
+
+  // A response lost after the server executed it: the client's next attempt carries the same key, so the
+  // server replays the stored response instead of booking the payment twice.
+  const first = new PecPartner({ apiKey: p.secret, baseUrl: base });
+  const key = 'lost-response-key';
+  const executed = await first.credit.topUp({ amount: 400, currency: 'EUR', payment_reference: 'LOST-1' }, { idempotencyKey: key });
+  const retried = await first.credit.topUp({ amount: 400, currency: 'EUR', payment_reference: 'LOST-1' }, { idempotencyKey: key });
+  t.equal(retried.id, executed.id);
+  t.equal(responseOf(retried)?.idempotentReplayed, true);
+  t.equal((await first.credit.retrieve()).balance, 1400);
+
+  // Retries stop after maxRetries; 4xx other than 409-in-progress and 429 are never retried.
+  const always = await faultyProxy(base, () => 503);
+  t.teardown(always.close);
+  const gaveUp = await new PecPartner({ apiKey: p.secret, baseUrl: always.url, maxRetries: 2 }).credit.retrieve().catch((e: unknown) => e);
+  t.equal(always.seen.length, 3);
+  t.match(gaveUp, { status: 503, code: 'injected' });
+  const limited = await faultyProxy(base, () => 429);
+  t.teardown(limited.close);
+  const rate = await new PecPartner({ apiKey: p.secret, baseUrl: limited.url, maxRetries: 1 }).credit.retrieve().catch((e: unknown) => e);
+  t.ok(rate instanceof RateLimitError);
+  t.equal((rate as RateLimitError).retryAfter, 0);
+  const passthrough = await faultyProxy(base, () => null);
+  t.teardown(passthrough.close);
+  await new PecPartner({ apiKey: p.secret, baseUrl: passthrough.url }).customers.create({ type: 'company', business_name: 'X', vat_number: '0' }).catch(() => {});
+  t.equal(passthrough.seen.length, 1, 'a 400 is not retried');
+
+  const down = await new PecPartner({ apiKey: p.secret, baseUrl: 'http://127.0.0.1:1', maxRetries: 1 }).credit.retrieve().catch((e: unknown) => e);
+  t.ok(down instanceof ConnectionError);
+});
+
+t.test('examples/quickstart.ts runs against the server', async (t) => {
+  const h = await harness(t);
+  const base = await h.listen();
+  const p = await h.partner();
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
+    cwd: root,
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base },
+  });
+  t.match(stdout, /customer cus_\w+ created \(request req_\w+\)/);
+  t.match(stdout, /rejected as expected: \/vat_number invalid_vat_number/);
+  t.match(stdout, /topped up €50\.00: balance €0\.00 → €50\.00/);
+  t.match(stdout, /top_up\s+5000\s+→ 5000/);
+});
