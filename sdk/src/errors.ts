@@ -1,14 +1,7 @@
-/** An RFC 9457 problem document as the API sends it. */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  request_id: string;
-  errors?: { pointer: string; location: string; code: string; detail: string }[];
-  [extension: string]: unknown;
-}
+import type { components } from './schema.js';
+
+/** An RFC 9457 problem document as the API sends it (generated from the OpenAPI document). */
+export type Problem = components['schemas']['Problem'];
 
 /** Base class of every error the SDK throws; `instanceof` the subclasses to branch on the kind. */
 export class PecPartnerError extends Error {
