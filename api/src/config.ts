@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 /** Every setting the server reads, validated once at start-up. The README's configuration table mirrors this. */
@@ -12,6 +13,66 @@ export interface AppConfig {
   pricesFile: string | undefined;
   oauthTokenTtlSeconds: number;
   idempotencyTtlHours: number;
+  /** The provider's own PEC domains: any partner may create mailboxes on them without certification. */
+  providerDomains: string[];
+  /** Where certified domains' MX records must point. */
+  inboundMxHosts: string[];
+  /** Resolvers for domain verification (`host` or `host:port`); empty means the system's. */
+  dnsServers: string[];
+  dnsTimeoutMs: number;
+  /** Days a manual-renewal mailbox stays usable after it expires before it is marked expired. */
+  mailboxGraceDays: number;
+  /** Days a degraded domain may stay degraded before it is decertified. */
+  domainDecertifyAfterDays: number;
+  /** How often this process looks for due scheduled work; 0 runs none (another process does). */
+  jobsIntervalSeconds: number;
+  pec: PecConfig;
+  newsletter: NewsletterConfig;
+}
+
+/** The newsletter add-on's outbound relay (a smart host that does MX routing, queueing and retries). */
+export interface NewsletterConfig {
+  smtpHost: string;
+  /** 465 speaks TLS from the first byte; other ports upgrade with STARTTLS when the relay offers it. */
+  smtpPort: number;
+  /** Credentials for the relay; both or none. */
+  smtpUser: string | undefined;
+  smtpPassword: string | undefined;
+  /** Verify the relay's TLS certificate. */
+  verifyTls: boolean;
+  /** Messages handed to the relay per minute, all campaigns together (the throttle). */
+  ratePerMinute: number;
+  /** Envelope sender and From address of campaigns; the display name is the mailbox holder's name. */
+  fromAddress: string;
+}
+
+/** The PEC engine's settings. */
+export interface PecConfig {
+  /** As in the provider index (`providerName`) and in the signing certificate's O and CN. */
+  providerName: string;
+  /** PEM files of a signing certificate, its key and its CA; all three or none (then generated on first start). */
+  certificateFile: string | undefined;
+  privateKeyFile: string | undefined;
+  caCertificateFile: string | undefined;
+  /** LDIF of the other providers (indice dei gestori); this provider is always added to it. */
+  providerIndexFile: string | undefined;
+  maxRecipients: number;
+  /** Message size × number of recipients may not exceed this. */
+  maxTotalBytes: number;
+  /** Parallel pipeline workers in this process; 0 runs none (tests drive the queue by hand). */
+  workers: number;
+  smtp: {
+    host: string;
+    submissionPort: number;
+    submissionTlsPort: number;
+    inboundPort: number;
+    /** Fixed next hops by recipient domain; other domains go to their MX. */
+    routes: Map<string, { host: string; port: number }>;
+    /** Verify the certificates of other providers' SMTP servers (off only in development and tests). */
+    verifyPeerTls: boolean;
+    tlsCertificateFile: string | undefined;
+    tlsPrivateKeyFile: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -28,6 +89,119 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+
+function hostList(env: NodeJS.ProcessEnv, name: string, fallback: string, allowEmpty = false): string[] {
+  const raw = env[name] ?? fallback;
+  const items = raw.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean);
+  if (!allowEmpty && items.length === 0) throw new ConfigError(`${name} must list at least one host name.`);
+  return items;
+}
+
+function domainList(env: NodeJS.ProcessEnv, name: string, fallback: string): string[] {
+  const items = hostList(env, name, fallback);
+  const bad = items.find((item) => !HOSTNAME.test(item));
+  if (bad) throw new ConfigError(`${name} must be a comma-separated list of domain names; '${bad}' is not one.`);
+  return items;
+}
+
+/** `1.1.1.1`, `1.1.1.1:53`, `::1` or `[::1]:53`: the forms `Resolver.setServers` accepts. */
+function isResolverAddress(item: string): boolean {
+  if (isIP(item)) return true;
+  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(item);
+  if (bracketed) return isIP(bracketed[1]!) === 6 && Number(bracketed[2]) <= 65535;
+  const withPort = /^([\d.]+):(\d{1,5})$/.exec(item);
+  return withPort !== null && isIP(withPort[1]!) === 4 && Number(withPort[2]) <= 65535;
+}
+
+function serverList(env: NodeJS.ProcessEnv, name: string): string[] {
+  const items = hostList(env, name, '', true);
+  // node:dns takes addresses only: a host name here would need DNS to find DNS.
+  const bad = items.find((item) => !isResolverAddress(item));
+  if (bad) throw new ConfigError(`${name} must list resolvers as IP or IP:port (IPv6 as [address]:port); '${bad}' is not one.`);
+  return items;
+}
+
+function optionalFile(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value ? path.resolve(value) : undefined;
+}
+
+function loadPecConfig(env: NodeJS.ProcessEnv): PecConfig {
+  const files = {
+    certificateFile: optionalFile(env, 'PEC_CERTIFICATE_FILE'),
+    privateKeyFile: optionalFile(env, 'PEC_PRIVATE_KEY_FILE'),
+    caCertificateFile: optionalFile(env, 'PEC_CA_CERTIFICATE_FILE'),
+  };
+  const given = Object.values(files).filter(Boolean).length;
+  if (given !== 0 && given !== 3) {
+    throw new ConfigError('PEC_CERTIFICATE_FILE, PEC_PRIVATE_KEY_FILE and PEC_CA_CERTIFICATE_FILE go together: set all three or none.');
+  }
+  const providerName = (env.PEC_PROVIDER_NAME ?? 'PEC Partner Demo S.p.A.').trim();
+  if (!providerName || providerName.length > 64 || /[,=+<>#;"\\]/.test(providerName)) {
+    throw new ConfigError(`PEC_PROVIDER_NAME must be 1 to 64 characters without , = + < > # ; " or \\; got '${providerName}'.`);
+  }
+  return {
+    providerName,
+    ...files,
+    providerIndexFile: optionalFile(env, 'PEC_PROVIDER_INDEX_FILE'),
+    maxRecipients: integer(env, 'PEC_MAX_RECIPIENTS', 500, 50, 100_000),
+    maxTotalBytes: integer(env, 'PEC_MAX_TOTAL_BYTES', 100 * 1024 * 1024, 30 * 1024 * 1024, 2 ** 40),
+    workers: integer(env, 'PEC_WORKERS', 4, 0, 64),
+    smtp: {
+      host: env.PEC_SMTP_HOST || '127.0.0.1',
+      submissionPort: integer(env, 'PEC_SUBMISSION_PORT', 2587, 0, 65535),
+      submissionTlsPort: integer(env, 'PEC_SUBMISSION_TLS_PORT', 2465, 0, 65535),
+      inboundPort: integer(env, 'PEC_INBOUND_PORT', 2525, 0, 65535),
+      routes: smtpRoutes(env.PEC_SMTP_ROUTES ?? ''),
+      verifyPeerTls: (env.PEC_SMTP_VERIFY_TLS ?? 'true') !== 'false',
+      tlsCertificateFile: optionalFile(env, 'PEC_TLS_CERTIFICATE_FILE'),
+      tlsPrivateKeyFile: optionalFile(env, 'PEC_TLS_PRIVATE_KEY_FILE'),
+    },
+  };
+}
+
+/** `domain=host:port` pairs separated by commas. */
+function smtpRoutes(raw: string): Map<string, { host: string; port: number }> {
+  const routes = new Map<string, { host: string; port: number }>();
+  for (const item of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9.-]+)=([a-z0-9.-]+|\[[0-9a-f:]+\]):(\d{1,5})$/i.exec(item);
+    if (!match || Number(match[3]) > 65535) throw new ConfigError(`PEC_SMTP_ROUTES must be comma-separated domain=host:port pairs; '${item}' is not one.`);
+    routes.set(match[1]!.toLowerCase(), { host: match[2]!.replace(/^\[|\]$/g, ''), port: Number(match[3]) });
+  }
+  return routes;
+}
+
+const RELAY_HOST = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+function loadNewsletterConfig(env: NodeJS.ProcessEnv, providerDomains: string[]): NewsletterConfig {
+  const smtpHost = (env.NEWSLETTER_SMTP_HOST || '127.0.0.1').trim();
+  if (!isIP(smtpHost) && !RELAY_HOST.test(smtpHost)) {
+    throw new ConfigError(`NEWSLETTER_SMTP_HOST must be a host name or IP address; got '${smtpHost}'.`);
+  }
+  const smtpUser = env.NEWSLETTER_SMTP_USER || undefined;
+  const smtpPassword = env.NEWSLETTER_SMTP_PASSWORD || undefined;
+  if ((smtpUser === undefined) !== (smtpPassword === undefined)) {
+    throw new ConfigError('NEWSLETTER_SMTP_USER and NEWSLETTER_SMTP_PASSWORD go together: set both or none.');
+  }
+  const verify = env.NEWSLETTER_SMTP_VERIFY_TLS || 'true';
+  if (verify !== 'true' && verify !== 'false') throw new ConfigError(`NEWSLETTER_SMTP_VERIFY_TLS must be true or false; got '${verify}'.`);
+  const fromAddress = (env.NEWSLETTER_FROM_ADDRESS || `newsletter@${providerDomains[0]}`).trim().toLowerCase();
+  const at = fromAddress.lastIndexOf('@');
+  if (at < 1 || !/^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+$/.test(fromAddress.slice(0, at)) || !HOSTNAME.test(fromAddress.slice(at + 1))) {
+    throw new ConfigError(`NEWSLETTER_FROM_ADDRESS must be an e-mail address; got '${fromAddress}'.`);
+  }
+  return {
+    smtpHost,
+    smtpPort: integer(env, 'NEWSLETTER_SMTP_PORT', 25, 1, 65535),
+    smtpUser,
+    smtpPassword,
+    verifyTls: verify === 'true',
+    ratePerMinute: integer(env, 'NEWSLETTER_RATE_PER_MINUTE', 60, 1, 100_000),
+    fromAddress,
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const host = env.HOST || '127.0.0.1';
@@ -39,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(`DATABASE_URL must be a postgres:// URL; got '${databaseUrl}'.`);
   }
+  const providerDomains = domainList(env, 'PROVIDER_DOMAINS', 'pec.example.it,postacert.example.it');
   const publicUrl = env.PUBLIC_URL || `http://${host}:${port}`;
   try {
     new URL(publicUrl);
@@ -56,5 +231,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     pricesFile: env.PRICES_FILE || undefined,
     oauthTokenTtlSeconds: integer(env, 'OAUTH_TOKEN_TTL_SECONDS', 900, 60, 86_400),
     idempotencyTtlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1, 720),
+    providerDomains,
+    inboundMxHosts: domainList(env, 'INBOUND_MX_HOSTS', 'mx1.pec.example.it,mx2.pec.example.it'),
+    dnsServers: serverList(env, 'DNS_SERVERS'),
+    dnsTimeoutMs: integer(env, 'DNS_TIMEOUT_MS', 3000, 100, 60_000),
+    mailboxGraceDays: integer(env, 'MAILBOX_GRACE_DAYS', 30, 0, 365),
+    domainDecertifyAfterDays: integer(env, 'DOMAIN_DECERTIFY_AFTER_DAYS', 7, 1, 365),
+    jobsIntervalSeconds: integer(env, 'JOBS_INTERVAL_SECONDS', 60, 0, 86_400),
+    pec: loadPecConfig(env),
+    newsletter: loadNewsletterConfig(env, providerDomains),
   };
 }

@@ -7,6 +7,8 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createPartner } from './modules/partners/service.ts';
 import { topUp } from './modules/credit/service.ts';
 import { loadPriceList } from './modules/credit/prices.ts';
+import { startSmtpServers } from './pec/smtp-servers.ts';
+import { loadOrCreateTls } from './pec/tls.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -32,6 +34,21 @@ async function main(): Promise<void> {
 
   const app = await buildApp({ db: database.db, config, clock, prices });
   await app.listen({ host: config.host, port: config.port });
+  app.jobs.start(config.jobsIntervalSeconds * 1000);
+  // The PEC engine: its identity first (generated on the very first start), then workers and SMTP front ends.
+  await app.pec.identity();
+  app.pec.startWorkers(config.pec.workers);
+  const smtp = await startSmtpServers(database.db, app.pec, {
+    host: config.pec.smtp.host,
+    submissionPort: config.pec.smtp.submissionPort,
+    submissionTlsPort: config.pec.smtp.submissionTlsPort,
+    inboundPort: config.pec.smtp.inboundPort,
+    serverName: `mx.${app.pec.serviceDomain}`,
+    tls: await loadOrCreateTls(
+      { certificateFile: config.pec.smtp.tlsCertificateFile, privateKeyFile: config.pec.smtp.tlsPrivateKeyFile },
+      [config.pec.smtp.host === '0.0.0.0' ? 'localhost' : config.pec.smtp.host, ...config.inboundMxHosts],
+    ),
+  });
   const address = `http://${config.host}:${(app.server.address() as { port: number }).port}`;
 
   // Signal handlers first: whoever reads the address below may stop us at once.
@@ -41,6 +58,7 @@ async function main(): Promise<void> {
     closing = true;
     app.log.info({ signal }, 'shutting down: draining requests');
     try {
+      await smtp.close();
       await app.close();
       await database.close();
       process.exit(0);
@@ -60,6 +78,7 @@ async function main(): Promise<void> {
         `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n`,
     );
   }
+  process.stdout.write(`  SMTP: submission ${config.pec.smtp.host}:${smtp.submissionPort} (STARTTLS) and :${smtp.submissionTlsPort} (TLS), inbound :${smtp.inboundPort}\n`);
   process.stdout.write(`  PEC Partner API on ${address}  (docs: ${address}/docs, database: ${database.embedded ? `embedded PostgreSQL in ${database.embedded.clusterDir}` : 'DATABASE_URL'})\n`);
 }
 

@@ -1,6 +1,7 @@
 import type { Test } from 'tap';
 import { buildApp, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
 import { connect, type Database } from '@pec-partner/db';
+import type { VirusScanner } from '../../api/src/pec/virus-scanner.ts';
 import { freshDatabase } from './database.ts';
 
 export interface Harness {
@@ -13,6 +14,9 @@ export interface Harness {
   listen(): Promise<string>;
 }
 
+/** Days in milliseconds, for moving the clock. */
+export const DAYS = 86_400_000;
+
 export interface TestPartner {
   id: string;
   secret: string;
@@ -23,6 +27,8 @@ export interface TestPartner {
 export interface HarnessOptions {
   env?: Record<string, string>;
   clock?: ManualClock;
+  /** Replaces the engine's EICAR scanner (e.g. one that finds nothing, to let an infected message through). */
+  scanner?: VirusScanner;
 }
 
 /** One fresh database and app per test file; torn down when the file's tests end. */
@@ -30,9 +36,17 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
   const fresh = await freshDatabase();
   const database = connect(fresh.url, { max: 20 });
   const clock = options.clock ?? new ManualClock('2026-11-22T09:00:00Z');
-  const config = loadConfig({ DATABASE_URL: fresh.url, LOG_LEVEL: 'silent', PUBLIC_URL: 'http://pec-partner.test', ...options.env });
+  const config = loadConfig({
+    DATABASE_URL: fresh.url,
+    LOG_LEVEL: 'silent',
+    PUBLIC_URL: 'http://pec-partner.test',
+    // Tests drive scheduled work with app.jobs.tick() after moving the clock.
+    JOBS_INTERVAL_SECONDS: '0',
+    DNS_TIMEOUT_MS: '300',
+    ...options.env,
+  });
   // TEST_LOG=1 shows server errors while debugging a test.
-  const app = await buildApp({ db: database.db, config, clock: clock as Clock, logger: process.env.TEST_LOG ? { level: 'error' } : false });
+  const app = await buildApp({ db: database.db, config, clock: clock as Clock, scanner: options.scanner, logger: process.env.TEST_LOG ? { level: 'error' } : false });
   await app.ready();
   t.teardown(async () => {
     await app.close();

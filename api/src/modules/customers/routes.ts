@@ -5,6 +5,36 @@ import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { problemResponses } from '../../http/problem.ts';
 import { Customer, CustomerCreate, CustomerType, CustomerUpdate, DeletedCustomer } from './schemas.ts';
 import { createCustomer, deleteCustomer, getCustomer, listCustomers, updateCustomer } from './service.ts';
+import { identityDocumentTypes } from '@pec-partner/db';
+import { addIdentityDocument, currentIdentityDocument } from './identity.ts';
+
+const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD.' });
+
+const IdentityDocumentCreate = Type.Object(
+  {
+    document_type: Type.Enum(identityDocumentTypes),
+    number: Type.String({ minLength: 3, maxLength: 40 }),
+    issuer: Type.String({ minLength: 2, maxLength: 200, description: 'Issuing authority, e.g. `Comune di Milano`.' }),
+    issued_on: Type.Optional(DateOnly),
+    expires_on: DateOnly,
+  },
+  { title: 'IdentityDocumentCreate', additionalProperties: false },
+);
+
+const IdentityDocument = Type.Object(
+  {
+    id: Type.String({ description: 'Prefixed `idd_`.' }),
+    object: Type.Literal('identity_document'),
+    customer: Type.String(),
+    document_type: Type.Enum(identityDocumentTypes),
+    number: Type.String(),
+    issuer: Type.String(),
+    issued_on: Type.Union([DateOnly, Type.Null()]),
+    expires_on: DateOnly,
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { title: 'IdentityDocument' },
+);
 
 const IdParams = Type.Object({ id: Type.String({ description: 'A customer id (`cus_…`).' }) }, { additionalProperties: false });
 
@@ -68,6 +98,36 @@ export async function customerRoutes(app: App, { db, clock }: AppDeps): Promise<
       response: { 200: Customer, ...problemResponses(404) },
     },
   }, async (request) => updateCustomer(db, clock, partnerOf(request).partnerId, request.params.id, request.body));
+
+  app.post('/v1/customers/:id/identity', {
+    schema: {
+      operationId: 'addIdentityDocument',
+      tags: ['Customers'],
+      summary: "File the customer's identity document",
+      description:
+        'Expired documents are refused. Mailboxes of this customer waiting in `pending_identification` are ' +
+        'activated in the same operation; `activated_mailboxes` says how many.',
+      params: IdParams,
+      body: IdentityDocumentCreate,
+      response: {
+        201: Type.Object({ ...IdentityDocument.properties, activated_mailboxes: Type.Integer() }, { title: 'IdentityDocumentFiled' }),
+        ...problemResponses(404, 422),
+      },
+    },
+  }, async (request, reply) => {
+    const filed = await addIdentityDocument(db, clock, partnerOf(request).partnerId, request.params.id, request.body);
+    return reply.code(201).send(filed);
+  });
+
+  app.get('/v1/customers/:id/identity', {
+    schema: {
+      operationId: 'getIdentityDocument',
+      tags: ['Customers'],
+      summary: "The customer's current identity document",
+      params: IdParams,
+      response: { 200: IdentityDocument, ...problemResponses(404) },
+    },
+  }, async (request) => currentIdentityDocument(db, partnerOf(request).partnerId, request.params.id));
 
   app.delete('/v1/customers/:id', {
     schema: {

@@ -1,0 +1,27 @@
+import { lt } from 'drizzle-orm';
+import { idempotencyKeys } from '@pec-partner/db';
+import type { AppDeps } from '../deps.ts';
+import { runDomainMaintenance } from '../modules/domains/service.ts';
+import { runMailboxMaintenance } from '../modules/mailboxes/service.ts';
+import { NEWSLETTER_TASK_INTERVAL_MS, runNewsletterTask } from '../modules/newsletter/sender.ts';
+import { purgeLogRegister } from '../pec/log-register.ts';
+import { DAY_MS, type Task } from './scheduler.ts';
+
+/** Every periodic task of the product, with how often it runs. */
+export function productTasks(deps: AppDeps): Task[] {
+  return [
+    { name: 'domains.daily', intervalMs: DAY_MS, run: (now) => runDomainMaintenance(deps, now) },
+    { name: 'mailboxes.daily', intervalMs: DAY_MS, run: (now) => runMailboxMaintenance(deps, now) },
+    // Starts due campaigns and hands the relay at most NEWSLETTER_RATE_PER_MINUTE messages per run.
+    { name: 'newsletter.send', intervalMs: NEWSLETTER_TASK_INTERVAL_MS, run: async (now) => void (await runNewsletterTask(deps, now)) },
+    // The log register keeps 30 months (DPR 68/2005), then lets go.
+    { name: 'log_register.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeLogRegister(deps.db, now)) },
+    {
+      name: 'idempotency.purge',
+      intervalMs: 3_600_000,
+      run: async (now) => {
+        await deps.db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, now));
+      },
+    },
+  ];
+}

@@ -1,0 +1,519 @@
+import { and, desc, eq, gte, inArray, isNotNull, lt, lte, or, sql } from 'drizzle-orm';
+import {
+  customers, domains, identityDocuments, mailboxes, mailboxNotices, type Db, type DbOrTx, type MailboxPlan,
+  type MailboxStatus, type MailboxNoticeKind, type RenewalMode,
+} from '@pec-partner/db';
+import type { Clock } from '../../clock.ts';
+import type { AppConfig } from '../../config.ts';
+import { isUniqueViolation } from '../../db-errors.ts';
+import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts';
+import { newId } from '../../ids.ts';
+import { DAY_MS } from '../../jobs/scheduler.ts';
+import { generatePassword, hashPassword } from '../../passwords.ts';
+import { assertTransition, type Transitions } from '../../state-machine.ts';
+import { renewAddons } from '../addons/service.ts';
+import { charge, formatEuro, refund } from '../credit/service.ts';
+import type { PriceListConfig } from '../credit/prices.ts';
+import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
+
+type Row = typeof mailboxes.$inferSelect;
+
+export interface MailboxDeps {
+  db: Db;
+  clock: Clock;
+  config: AppConfig;
+  prices: PriceListConfig;
+}
+
+export const GB = 1024 ** 3;
+/** Pro-rating counts a year as 365 days; terms themselves run to the same calendar date. */
+export const YEAR_MS = 365 * DAY_MS;
+
+type MailboxAction =
+  | 'activate' | 'suspend' | 'resume' | 'cancel' | 'schedule_cancellation' | 'undo_cancellation' | 'renew'
+  | 'change_plan' | 'change_renewal_mode' | 'reset_password' | 'expire';
+
+const transitions: Transitions<MailboxStatus, MailboxAction> = {
+  activate: ['pending_identification'],
+  suspend: ['active'],
+  resume: ['suspended'],
+  cancel: ['pending_identification', 'active', 'suspended', 'expired'],
+  schedule_cancellation: ['active', 'suspended'],
+  undo_cancellation: ['active', 'suspended'],
+  renew: ['active', 'suspended', 'expired'],
+  change_plan: ['active', 'suspended'],
+  change_renewal_mode: ['pending_identification', 'active', 'suspended'],
+  reset_password: ['pending_identification', 'active', 'suspended', 'expired'],
+  expire: ['active', 'suspended'],
+};
+
+const planNames: Record<MailboxPlan, string> = { standard: 'Standard', pro: 'Pro', premium: 'Premium' };
+const years = (n: number) => `${n} year${n === 1 ? '' : 's'}`;
+
+function addYears(date: Date, count: number): Date {
+  const next = new Date(date);
+  next.setUTCFullYear(next.getUTCFullYear() + count);
+  return next;
+}
+
+export function mailboxView(row: Row) {
+  const quota = (base: number, extra: number, used: number) => ({ base_bytes: base, extra_bytes: extra, total_bytes: base + extra, used_bytes: used });
+  return {
+    id: row.id,
+    object: 'mailbox' as const,
+    address: row.address,
+    local_part: row.localPart,
+    domain: row.domainName,
+    domain_id: row.domainId ?? `pdm_${row.domainName}`,
+    customer: row.customerId,
+    plan: row.plan,
+    plan_at_renewal: row.planAtRenewal,
+    term_years: row.termYears,
+    renewal_mode: row.renewalMode,
+    status: row.status,
+    suspension_reason: row.suspensionReason,
+    quotas: {
+      inbox: quota(row.inboxQuotaBytes, row.extraInboxBytes, row.usedInboxBytes),
+      archive: quota(row.archiveQuotaBytes, row.extraArchiveBytes, row.usedArchiveBytes),
+    },
+    included_delegates: row.includedDelegates,
+    requested_at: row.requestedAt.toISOString(),
+    activated_at: row.activatedAt?.toISOString() ?? null,
+    expires_at: row.expiresAt?.toISOString() ?? null,
+    suspended_at: row.suspendedAt?.toISOString() ?? null,
+    expired_at: row.expiredAt?.toISOString() ?? null,
+    cancel_at: row.cancelAt?.toISOString() ?? null,
+    cancelled_at: row.cancelledAt?.toISOString() ?? null,
+    password_changed_at: row.passwordChangedAt.toISOString(),
+    created_at: row.requestedAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+export type MailboxView = ReturnType<typeof mailboxView>;
+
+const fieldError = (pointer: string, code: string, detail: string) => invalid([{ pointer, location: 'body', code, detail }], `${pointer.slice(1)} ${detail}.`);
+
+export function validatePassword(password: string, pointer = '/password'): void {
+  if (password.length < 10 || password.length > 128) throw fieldError(pointer, 'weak_password', 'must be 10 to 128 characters');
+  if (!/[A-Za-z]/.test(password) || !/[0-9]/.test(password)) throw fieldError(pointer, 'weak_password', 'must contain letters and digits');
+}
+
+interface ResolvedAddress {
+  localPart: string;
+  domainName: string;
+  domainId: string | null;
+  address: string;
+}
+
+/** Why no new mailbox may be created on this custom domain, or null when it may. */
+function domainUnusable(domain: { name: string; status: string; cancelAt: Date | null }): { code: string; detail: string } | null {
+  if (domain.status !== 'certified') return { code: 'domain_not_certified', detail: `domain '${domain.name}' is ${domain.status}, not certified` };
+  if (domain.cancelAt) return { code: 'domain_cancellation_scheduled', detail: `domain '${domain.name}' is scheduled for cancellation at ${domain.cancelAt.toISOString()}` };
+  return null;
+}
+
+/** Where a new address could live: a provider domain, or a certified domain of this partner. */
+async function resolveAddress(deps: MailboxDeps, partnerId: string, localInput: string, domainInput: string): Promise<ResolvedAddress | { problem: string; detail: string; pointer: string }> {
+  const localPart = localInput.trim().toLowerCase();
+  if (!isValidLocalPart(localPart)) {
+    return { problem: 'invalid_local_part', pointer: '/local_part', detail: 'must be 1 to 64 lower-case letters, digits, dots, hyphens or underscores, starting and ending with a letter or digit' };
+  }
+  const domainName = domainInput.trim().toLowerCase().replace(/\.$/, '');
+  if (deps.config.providerDomains.includes(domainName)) {
+    return { localPart, domainName, domainId: null, address: `${localPart}@${domainName}` };
+  }
+  const analyzed = analyzeDomainName(domainName, []);
+  const ascii = analyzed.ok ? analyzed.name.ascii : domainName;
+  const [domain] = await deps.db
+    .select({ id: domains.id, name: domains.name, status: domains.status, cancelAt: domains.cancelAt })
+    .from(domains)
+    .where(and(eq(domains.partnerId, partnerId), eq(domains.name, ascii)))
+    .orderBy(desc(domains.id))
+    .limit(1);
+  if (!domain) return { problem: 'unknown_domain', pointer: '/domain', detail: `'${domainInput}' is neither a provider domain nor a domain of yours` };
+  const unusable = domainUnusable(domain);
+  if (unusable) return { problem: unusable.code, pointer: '/domain', detail: unusable.detail };
+  return { localPart, domainName: ascii, domainId: domain.id, address: `${localPart}@${ascii}` };
+}
+
+export async function checkAvailability(deps: MailboxDeps, partnerId: string, address: string) {
+  const at = address.lastIndexOf('@');
+  const resolved = at > 0 ? await resolveAddress(deps, partnerId, address.slice(0, at), address.slice(at + 1)) : { problem: 'invalid_address', detail: 'must be local-part@domain', pointer: '/address' };
+  if ('problem' in resolved) return { object: 'mailbox_availability' as const, address: address.trim().toLowerCase(), available: false, reason: resolved.problem, detail: resolved.detail };
+  const [taken] = await deps.db.select({ id: mailboxes.id }).from(mailboxes).where(eq(mailboxes.address, resolved.address));
+  return taken
+    ? { object: 'mailbox_availability' as const, address: resolved.address, available: false, reason: 'taken', detail: `${resolved.address} already exists` }
+    : { object: 'mailbox_availability' as const, address: resolved.address, available: true, reason: null, detail: null };
+}
+
+/** True when the customer has an identity document that has not expired by `today`. */
+async function hasValidIdentity(db: DbOrTx, customerId: string, now: Date): Promise<boolean> {
+  const today = now.toISOString().slice(0, 10);
+  const [doc] = await db
+    .select({ id: identityDocuments.id })
+    .from(identityDocuments)
+    .where(and(eq(identityDocuments.customerId, customerId), gte(identityDocuments.expiresOn, today)))
+    .limit(1);
+  return Boolean(doc);
+}
+
+export interface CreateMailboxInput {
+  local_part: string;
+  domain: string;
+  customer: string;
+  plan: MailboxPlan;
+  term_years?: number | undefined;
+  renewal_mode?: RenewalMode | undefined;
+  password?: string | undefined;
+}
+
+/**
+ * Creates the mailbox and charges its whole term in one transaction. It is active at once when the customer
+ * is identified, otherwise pending_identification until a valid identity document arrives; the term starts
+ * at activation.
+ */
+export async function createMailbox(deps: MailboxDeps, partnerId: string, input: CreateMailboxInput, requestId: string | null) {
+  const { db, clock, prices } = deps;
+  const termYears = input.term_years ?? 1;
+  const [customer] = await db.select({ id: customers.id }).from(customers).where(and(eq(customers.id, input.customer), eq(customers.partnerId, partnerId)));
+  if (!customer) throw fieldError('/customer', 'resource_missing', `no customer '${input.customer}'`);
+  const resolved = await resolveAddress(deps, partnerId, input.local_part, input.domain);
+  if ('problem' in resolved) throw fieldError(resolved.pointer, resolved.problem, resolved.detail);
+  if (input.password !== undefined) validatePassword(input.password);
+  const password = input.password ?? generatePassword();
+  const passwordHash = await hashPassword(password);
+  const plan = prices.mailbox_plans[input.plan];
+
+  try {
+    const row = await db.transaction(async (tx) => {
+      const now = clock.now();
+      if (resolved.domainId) {
+        // Held until commit, so a cancellation or de-certification of the domain cannot slip in between.
+        const [domain] = await tx.select({ id: domains.id, name: domains.name, status: domains.status, cancelAt: domains.cancelAt }).from(domains).where(eq(domains.id, resolved.domainId)).for('share');
+        const unusable = domainUnusable(domain!);
+        if (unusable) throw fieldError('/domain', unusable.code, unusable.detail);
+      }
+      const identified = await hasValidIdentity(tx, input.customer, now);
+      const id = newId('mbx', now);
+      const [inserted] = await tx
+        .insert(mailboxes)
+        .values({
+          id,
+          partnerId,
+          customerId: input.customer,
+          domainId: resolved.domainId,
+          domainName: resolved.domainName,
+          localPart: resolved.localPart,
+          address: resolved.address,
+          plan: input.plan,
+          termYears,
+          renewalMode: input.renewal_mode ?? 'auto',
+          status: identified ? 'active' : 'pending_identification',
+          passwordHash,
+          passwordChangedAt: now,
+          inboxQuotaBytes: plan.inbox_gb * GB,
+          archiveQuotaBytes: plan.archive_gb * GB,
+          includedDelegates: plan.included_delegates,
+          requestedAt: now,
+          activatedAt: identified ? now : null,
+          expiresAt: identified ? addYears(now, termYears) : null,
+          updatedAt: now,
+        })
+        .returning();
+      await charge(tx, clock, {
+        partnerId,
+        amount: plan.unit_amount * termYears,
+        description: `PEC mailbox ${planNames[input.plan]}, ${years(termYears)}: ${resolved.address}`,
+        item: { type: 'mailbox', id },
+        requestId,
+      });
+      return inserted!;
+    });
+    return { ...mailboxView(row), ...(input.password === undefined ? { password } : {}) };
+  } catch (error) {
+    if (isUniqueViolation(error, 'mailboxes_address_key')) throw conflict('address_taken', `${resolved.address} already exists.`);
+    throw error;
+  }
+}
+
+async function findRow(db: DbOrTx, partnerId: string, id: string, forUpdate = false): Promise<Row> {
+  const query = db.select().from(mailboxes).where(and(eq(mailboxes.id, id), eq(mailboxes.partnerId, partnerId)));
+  const [row] = forUpdate ? await query.for('update') : await query;
+  if (!row) throw notFound('mailbox', id);
+  return row;
+}
+
+export async function getMailbox(deps: MailboxDeps, partnerId: string, id: string): Promise<MailboxView> {
+  return mailboxView(await findRow(deps.db, partnerId, id));
+}
+
+export interface MailboxQuery {
+  limit: number;
+  startingAfter?: string | undefined;
+  customer?: string | undefined;
+  domain?: string | undefined;
+  plan?: MailboxPlan | undefined;
+  status?: MailboxStatus | undefined;
+  expiringBefore?: string | undefined;
+}
+
+export async function listMailboxes(deps: MailboxDeps, partnerId: string, query: MailboxQuery): Promise<MailboxView[]> {
+  const rows = await deps.db
+    .select()
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.partnerId, partnerId),
+        query.startingAfter ? lt(mailboxes.id, query.startingAfter) : undefined,
+        query.customer ? eq(mailboxes.customerId, query.customer) : undefined,
+        query.domain ? eq(mailboxes.domainName, query.domain.toLowerCase()) : undefined,
+        query.plan ? eq(mailboxes.plan, query.plan) : undefined,
+        query.status ? eq(mailboxes.status, query.status) : undefined,
+        query.expiringBefore ? lt(mailboxes.expiresAt, new Date(query.expiringBefore)) : undefined,
+      ),
+    )
+    .orderBy(desc(mailboxes.id))
+    .limit(query.limit + 1);
+  return rows.map(mailboxView);
+}
+
+/** Locks the mailbox, checks the transition, applies the change; `work` may charge in the same transaction. */
+async function mutate(
+  deps: MailboxDeps,
+  partnerId: string,
+  id: string,
+  action: MailboxAction,
+  work: (row: Row, now: Date, tx: DbOrTx) => Promise<Partial<Row>> | Partial<Row>,
+): Promise<MailboxView> {
+  return deps.db.transaction(async (tx) => {
+    const row = await findRow(tx, partnerId, id, true);
+    assertTransition(transitions, 'mailbox', id, row.status, action);
+    const now = deps.clock.now();
+    const changes = await work(row, now, tx);
+    const [updated] = await tx.update(mailboxes).set({ ...changes, updatedAt: now }).where(eq(mailboxes.id, id)).returning();
+    return mailboxView(updated!);
+  });
+}
+
+export const suspendMailbox = (deps: MailboxDeps, partnerId: string, id: string) =>
+  mutate(deps, partnerId, id, 'suspend', (_row, now) => ({ status: 'suspended', suspensionReason: 'requested', suspendedAt: now }));
+
+export const resumeMailbox = (deps: MailboxDeps, partnerId: string, id: string) =>
+  mutate(deps, partnerId, id, 'resume', async (row, now, tx) => {
+    if (row.expiresAt && row.expiresAt <= now) {
+      throw conflict('mailbox_term_ended', `Mailbox '${id}' reached the end of its term on ${row.expiresAt.toISOString()}; renew it to resume.`);
+    }
+    if (row.domainId) {
+      const [domain] = await tx.select({ status: domains.status }).from(domains).where(eq(domains.id, row.domainId));
+      if (domain && domain.status !== 'certified' && domain.status !== 'degraded') {
+        throw conflict('domain_not_certified', `The domain of mailbox '${id}' is ${domain.status}; the mailbox can resume once it is certified again.`);
+      }
+    }
+    return { status: 'active', suspensionReason: null, suspendedAt: null };
+  });
+
+export type CancelWhen = 'now' | 'term_end' | 'date';
+
+/**
+ * `now` cancels at once (a mailbox never activated is refunded in full; an active term is not pro-rated back);
+ * `term_end` and `date` schedule it, and the daily job carries it out.
+ */
+export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: string, when: CancelWhen, date: string | undefined, requestId: string | null) {
+  if (when === 'date' && !date) throw fieldError('/date', 'required', "is required when 'when' is 'date'");
+  if (when !== 'date' && date) throw fieldError('/date', 'not_allowed', "is only for 'when': 'date'");
+  if (when === 'now') {
+    return mutate(deps, partnerId, id, 'cancel', async (row, now, tx) => {
+      if (row.status === 'pending_identification') {
+        const paid = deps.prices.mailbox_plans[row.plan].unit_amount * row.termYears;
+        await refund(tx, deps.clock, { partnerId, amount: paid, description: `Refund: mailbox ${row.address} cancelled before activation`, item: { type: 'mailbox', id }, requestId });
+      }
+      return { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null };
+    });
+  }
+  return mutate(deps, partnerId, id, 'schedule_cancellation', (row, now) => {
+    if (row.cancelAt) throw conflict('cancellation_already_scheduled', `Mailbox '${id}' is already scheduled for cancellation at ${row.cancelAt.toISOString()}.`);
+    const cancelAt = when === 'term_end' ? row.expiresAt! : new Date(date!);
+    if (cancelAt <= now) throw fieldError('/date', 'out_of_range', 'must be in the future');
+    if (row.expiresAt && cancelAt > row.expiresAt) throw fieldError('/date', 'out_of_range', `must not be after the end of the term (${row.expiresAt.toISOString()})`);
+    return { cancelAt };
+  });
+}
+
+export const undoMailboxCancellation = (deps: MailboxDeps, partnerId: string, id: string) =>
+  mutate(deps, partnerId, id, 'undo_cancellation', (row) => {
+    if (!row.cancelAt) throw conflict('no_cancellation_scheduled', `Mailbox '${id}' has no scheduled cancellation to undo.`);
+    return { cancelAt: null };
+  });
+
+/** Charges the renewal and returns the new term; the scheduled plan change, if any, takes effect. */
+async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: number, now: Date, requestId: string | null): Promise<Partial<Row>> {
+  const plan = row.planAtRenewal ?? row.plan;
+  const spec = deps.prices.mailbox_plans[plan];
+  await charge(tx, deps.clock, {
+    partnerId: row.partnerId,
+    amount: spec.unit_amount * termYears,
+    description: `Renewal: PEC mailbox ${planNames[plan]}, ${years(termYears)}: ${row.address}`,
+    item: { type: 'mailbox', id: row.id },
+    requestId,
+  });
+  await renewAddons(tx, deps.clock, deps.prices, row, termYears, requestId);
+  // Renewing late does not bill the time the mailbox could not be used: the new term starts now.
+  const from = row.expiresAt && row.expiresAt > now ? row.expiresAt : now;
+  return {
+    plan,
+    planAtRenewal: null,
+    inboxQuotaBytes: spec.inbox_gb * GB,
+    archiveQuotaBytes: spec.archive_gb * GB,
+    includedDelegates: spec.included_delegates,
+    expiresAt: addYears(from, termYears),
+    status: 'active',
+    suspensionReason: null,
+    suspendedAt: null,
+    expiredAt: null,
+  };
+}
+
+export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, termYears: number, requestId: string | null) =>
+  mutate(deps, partnerId, id, 'renew', async (row, now, tx) => {
+    if (row.cancelAt) throw conflict('cancellation_scheduled', `Mailbox '${id}' is scheduled for cancellation; undo it before renewing.`);
+    if (row.status === 'suspended' && row.suspensionReason !== 'insufficient_credit') {
+      throw conflict('mailbox_suspended', `Mailbox '${id}' is suspended (${row.suspensionReason}); resume it first.`);
+    }
+    return renewTerm(deps, tx, row, termYears, now, requestId);
+  });
+
+/**
+ * `now`: the new plan applies at once and the price difference for the rest of the term is charged (upgrade)
+ * or refunded to credit (downgrade), pro rata by the second; `renewal`: recorded and applied at the next renewal.
+ */
+export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: string, plan: MailboxPlan, when: 'now' | 'renewal', requestId: string | null) =>
+  mutate(deps, partnerId, id, 'change_plan', async (row, now, tx) => {
+    if (when === 'renewal') return { planAtRenewal: plan === row.plan ? null : plan };
+    if (plan === row.plan) throw conflict('plan_unchanged', `Mailbox '${id}' is already on the ${plan} plan.`);
+    const spec = deps.prices.mailbox_plans[plan];
+    const usedInbox = row.usedInboxBytes;
+    const usedArchive = row.usedArchiveBytes;
+    if (usedInbox > spec.inbox_gb * GB + row.extraInboxBytes || usedArchive > spec.archive_gb * GB + row.extraArchiveBytes) {
+      throw conflict('quota_below_usage', `The ${plan} plan's space is smaller than what mailbox '${id}' already uses.`);
+    }
+    const remainingMs = Math.max(0, row.expiresAt!.getTime() - now.getTime());
+    const difference = Math.round(((spec.unit_amount - deps.prices.mailbox_plans[row.plan].unit_amount) * remainingMs) / YEAR_MS);
+    const description = `Plan change ${planNames[row.plan]} → ${planNames[plan]} for the rest of the term (${formatEuro(Math.abs(difference))}): ${row.address}`;
+    if (difference > 0) await charge(tx, deps.clock, { partnerId, amount: difference, description, item: { type: 'mailbox', id }, requestId });
+    if (difference < 0) await refund(tx, deps.clock, { partnerId, amount: -difference, description, item: { type: 'mailbox', id }, requestId });
+    return {
+      plan,
+      planAtRenewal: null,
+      inboxQuotaBytes: spec.inbox_gb * GB,
+      archiveQuotaBytes: spec.archive_gb * GB,
+      includedDelegates: spec.included_delegates,
+    };
+  });
+
+export const setRenewalMode = (deps: MailboxDeps, partnerId: string, id: string, mode: RenewalMode) =>
+  mutate(deps, partnerId, id, 'change_renewal_mode', () => ({ renewalMode: mode }));
+
+export async function resetPassword(deps: MailboxDeps, partnerId: string, id: string, chosen: string | undefined) {
+  if (chosen !== undefined) validatePassword(chosen);
+  const password = chosen ?? generatePassword();
+  const passwordHash = await hashPassword(password);
+  const mailbox = await mutate(deps, partnerId, id, 'reset_password', (_row, now) => ({ passwordHash, passwordChangedAt: now }));
+  return { object: 'mailbox_password' as const, mailbox: id, changed_at: mailbox.password_changed_at, ...(chosen === undefined ? { password } : {}) };
+}
+
+/** Called when a customer's identity document arrives: its waiting mailboxes start their term now. */
+export async function activatePendingMailboxes(tx: DbOrTx, partnerId: string, customerId: string, now: Date): Promise<number> {
+  const pending = await tx
+    .select()
+    .from(mailboxes)
+    .where(and(eq(mailboxes.partnerId, partnerId), eq(mailboxes.customerId, customerId), eq(mailboxes.status, 'pending_identification')))
+    .for('update');
+  for (const row of pending) {
+    await tx
+      .update(mailboxes)
+      .set({ status: 'active', activatedAt: now, expiresAt: addYears(now, row.termYears), updatedAt: now })
+      .where(eq(mailboxes.id, row.id));
+  }
+  return pending.length;
+}
+
+const NOTICES: [MailboxNoticeKind, number][] = [['expires_in_30_days', 30], ['expires_in_7_days', 7], ['expires_in_1_day', 1]];
+
+/**
+ * The daily job: due scheduled cancellations, automatic renewals (a mailbox whose renewal cannot be paid is
+ * suspended and retried daily), expiry after the grace period, and the 30/7/1-day expiry notices. Each mailbox
+ * is handled in its own transaction under a row lock, and every step is guarded by the state it changes, so
+ * a repeated or concurrent run changes nothing twice.
+ */
+export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promise<void> {
+  const { db, config } = deps;
+  const graceMs = config.mailboxGraceDays * DAY_MS;
+  const candidates = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(
+      and(
+        inArray(mailboxes.status, ['active', 'suspended']),
+        or(lte(mailboxes.cancelAt, now), and(isNotNull(mailboxes.expiresAt), lte(mailboxes.expiresAt, now))),
+      ),
+    );
+  for (const { id } of candidates) {
+    await db.transaction(async (tx) => {
+      const [row] = await tx.select().from(mailboxes).where(eq(mailboxes.id, id)).for('update', { skipLocked: true });
+      if (!row || (row.status !== 'active' && row.status !== 'suspended')) return;
+      if (row.cancelAt && row.cancelAt <= now) {
+        await tx.update(mailboxes).set({ status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null, updatedAt: now }).where(eq(mailboxes.id, id));
+        return;
+      }
+      if (!row.expiresAt || row.expiresAt > now) return;
+      const pastGrace = now.getTime() >= row.expiresAt.getTime() + graceMs;
+      const renewable = row.renewalMode === 'auto' && (row.status === 'active' || row.suspensionReason === 'insufficient_credit');
+      if (renewable) {
+        try {
+          await tx.transaction(async (inner) => {
+            const changes = await renewTerm(deps, inner, row, row.termYears, now, null);
+            await inner.update(mailboxes).set({ ...changes, updatedAt: now }).where(eq(mailboxes.id, id));
+          });
+          return;
+        } catch (error) {
+          if (!(error instanceof ProblemError && error.code === 'insufficient_credit')) throw error;
+        }
+        if (!pastGrace && row.status === 'active') {
+          await tx.update(mailboxes).set({ status: 'suspended', suspensionReason: 'insufficient_credit', suspendedAt: now, updatedAt: now }).where(eq(mailboxes.id, id));
+          return;
+        }
+      }
+      if (pastGrace) {
+        await tx.update(mailboxes).set({ status: 'expired', expiredAt: now, suspensionReason: null, updatedAt: now }).where(eq(mailboxes.id, id));
+      }
+    });
+  }
+
+  for (const [kind, days] of NOTICES) {
+    await db.execute(sql`
+      insert into ${mailboxNotices} (id, partner_id, mailbox_id, kind, expires_at, created_at)
+      select 'ntc_' || substr(md5(${mailboxes.id} || ${kind} || ${mailboxes.expiresAt}::text), 1, 26), ${mailboxes.partnerId}, ${mailboxes.id}, ${kind}, ${mailboxes.expiresAt}, ${now.toISOString()}::timestamptz
+      from ${mailboxes}
+      where ${mailboxes.status} = 'active' and ${mailboxes.cancelAt} is null
+        and ${mailboxes.expiresAt} > ${now.toISOString()}::timestamptz
+        and ${mailboxes.expiresAt} <= ${new Date(now.getTime() + days * DAY_MS).toISOString()}::timestamptz
+      on conflict (mailbox_id, kind, expires_at) do nothing`);
+  }
+}
+
+export async function listNotices(deps: MailboxDeps, partnerId: string, mailboxId: string) {
+  await findRow(deps.db, partnerId, mailboxId);
+  const rows = await deps.db
+    .select()
+    .from(mailboxNotices)
+    .where(and(eq(mailboxNotices.partnerId, partnerId), eq(mailboxNotices.mailboxId, mailboxId)))
+    .orderBy(mailboxNotices.createdAt, mailboxNotices.kind);
+  return rows.map((row) => ({
+    id: row.id,
+    object: 'mailbox_notice' as const,
+    mailbox: row.mailboxId,
+    kind: row.kind,
+    expires_at: row.expiresAt.toISOString(),
+    created_at: row.createdAt.toISOString(),
+  }));
+}
