@@ -1,0 +1,363 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { domains, mailboxes, pecRecipients, pecTransactions, type Db, type ReceiptType } from '@pec-partner/db';
+import type { Clock } from '../clock.ts';
+import type { AppConfig } from '../config.ts';
+import { conflict, ProblemError } from '../http/problem.ts';
+import { newId } from '../ids.ts';
+import type { HolderPrincipal } from '../modules/messages/holders.ts';
+import { assertMayPerform } from '../modules/delegations/modes.ts';
+import { checkSubmission } from './access-checks.ts';
+import type { ProviderIdentity } from './identity.ts';
+import { newPecMessageId } from './messages/msgid.ts';
+import { toPostacert } from './messages/postacert.ts';
+import type { PecTransaction, Provider } from './messages/transaction.ts';
+import { ensureProviderIdentity } from './provider.ts';
+import { ProviderIndex, parseLdif, type ProviderRecord } from './provider-index.ts';
+import { enqueue, JobQueue, type QueuedJob } from './queue.ts';
+import { createSigner, type Signer } from './smime.ts';
+import { storeMessage } from './store.ts';
+import { parseSubmission } from './submission.ts';
+import { eicarScanner, type VirusScanner } from './virus-scanner.ts';
+import { certificateSha1Hex } from './identity.ts';
+import { pipelineHandlers } from './pipeline.ts';
+import { inboundJob, receivingHandlers } from './receiving.ts';
+
+export interface EngineDeps {
+  db: Db;
+  clock: Clock;
+  config: AppConfig;
+  log?: FastifyBaseLogger | undefined;
+  scanner?: VirusScanner | undefined;
+}
+
+export interface SubmissionView {
+  id: string;
+  object: 'pec_submission';
+  pec_message_id: string;
+  status: 'accepted' | 'refused';
+  refusal: string | null;
+  submitted_at: string;
+  recipients: Array<{ address: string; role: 'to' | 'cc'; certified: boolean }>;
+}
+
+export interface JsonSubmission {
+  to: string[];
+  cc?: string[] | undefined;
+  subject: string;
+  text?: string | undefined;
+  html?: string | undefined;
+  attachments?: Array<{ filename: string; content_type?: string | undefined; content_base64: string }> | undefined;
+  receipt_type?: ReceiptType | undefined;
+}
+
+export const HOURS = 3_600_000;
+
+/**
+ * The PEC engine of this provider: access point (submissions), the durable pipeline that signs and delivers
+ * envelopes and receipts, and the provider's identity and index. It has no HTTP or SMTP code: the API routes and
+ * the SMTP servers are front ends that call it.
+ */
+export class PecEngine {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly config: AppConfig;
+  readonly log: FastifyBaseLogger | undefined;
+  readonly scanner: VirusScanner;
+  readonly queue: JobQueue;
+  #identity: Promise<ProviderIdentity> | undefined;
+  #signer: Promise<Signer> | undefined;
+  #index: Promise<ProviderIndex> | undefined;
+  #workers: Promise<void>[] = [];
+  #stopping = false;
+  readonly #wakers = new Set<() => void>();
+
+  constructor(deps: EngineDeps) {
+    this.db = deps.db;
+    this.clock = deps.clock;
+    this.config = deps.config;
+    this.log = deps.log;
+    this.scanner = deps.scanner ?? eicarScanner;
+    this.queue = new JobQueue(this.db, this.clock, { ...pipelineHandlers(this), ...receivingHandlers(this) }, (error, kind) => this.log?.error({ err: error, job: kind }, 'PEC job failed; it will be retried'));
+  }
+
+  /** The domain of the provider's service address (`posta-certificata@…`) and of its message ids. */
+  get serviceDomain(): string {
+    return this.config.providerDomains[0]!;
+  }
+
+  get provider(): Provider {
+    return { name: this.config.pec.providerName, domain: this.serviceDomain };
+  }
+
+  identity(): Promise<ProviderIdentity> {
+    this.#identity ??= ensureProviderIdentity(this.db, this.clock, this.config.pec, this.serviceDomain);
+    return this.#identity;
+  }
+
+  signer(): Promise<Signer> {
+    this.#signer ??= this.identity().then(createSigner);
+    return this.#signer;
+  }
+
+  /** The configured index of other providers plus this provider's own record. */
+  index(): Promise<ProviderIndex> {
+    this.#index ??= (async () => {
+      const others = this.config.pec.providerIndexFile ? parseLdif(await readFile(this.config.pec.providerIndexFile, 'utf8')) : [];
+      return new ProviderIndex([await this.ownRecord(), ...others.filter((r) => r.providerName !== this.config.pec.providerName)]);
+    })();
+    return this.#index;
+  }
+
+  /** This provider as the index lists it (spec §8): what `GET /v1/pec/provider-index` publishes. */
+  async ownRecord(): Promise<ProviderRecord> {
+    const identity = await this.identity();
+    const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    return {
+      dn: `providerName=${identity.providerName},o=postacert`,
+      providerName: identity.providerName,
+      managedDomains: await this.localDomains(),
+      mailReceipt: identity.serviceAddress,
+      certificates: [der],
+      certificateHashes: [certificateSha1Hex(der)],
+    };
+  }
+
+  /** Domains whose mailboxes live here: the provider's own and every certified custom domain. */
+  async localDomains(): Promise<string[]> {
+    const custom = await this.db.select({ name: domains.name }).from(domains).where(inArray(domains.status, ['certified', 'degraded']));
+    return [...this.config.providerDomains, ...custom.map((d) => d.name)];
+  }
+
+  async isLocalDomain(domain: string): Promise<boolean> {
+    const name = domain.toLowerCase();
+    if (this.config.providerDomains.includes(name)) return true;
+    const [row] = await this.db.select({ id: domains.id }).from(domains).where(and(eq(domains.name, name), inArray(domains.status, ['certified', 'degraded'])));
+    return row !== undefined;
+  }
+
+  /** Whether a recipient address is PEC (`certificato`): hosted here or at a provider in the index. */
+  async isCertifiedAddress(address: string): Promise<boolean> {
+    const domain = address.slice(address.lastIndexOf('@') + 1);
+    return (await this.isLocalDomain(domain)) || (await this.index()).isCertifiedDomain(domain);
+  }
+
+  maxMessageBytes(): number {
+    return this.config.pec.maxTotalBytes;
+  }
+
+  /**
+   * A deterministic Message-ID for a system message about a transaction: a retried pipeline step rebuilds the
+   * same message with the same id, so what was stored or sent once is recognised.
+   */
+  derivedMessageId(pecMessageId: string, purpose: string): string {
+    const seed = createHash('sha256').update(pecMessageId).update('\0').update(purpose).digest();
+    return newPecMessageId(this.serviceDomain, this.clock.now(), (size) => seed.subarray(0, size));
+  }
+
+  /** The builders' view of a stored transaction, at the instant of the event being certified. */
+  async transactionFacts(transactionId: string, at: Date): Promise<{ row: typeof pecTransactions.$inferSelect; tx: PecTransaction; recipients: Array<typeof pecRecipients.$inferSelect> }> {
+    const [row] = await this.db.select().from(pecTransactions).where(eq(pecTransactions.id, transactionId));
+    if (!row) throw new Error(`transaction ${transactionId} not found`);
+    const recipients = await this.db.select().from(pecRecipients).where(eq(pecRecipients.transactionId, transactionId));
+    return {
+      row,
+      recipients,
+      tx: {
+        provider: this.provider,
+        at,
+        pecMessageId: row.pecMessageId,
+        originalMessageId: row.originalMessageId ?? `<${row.pecMessageId}>`,
+        sender: row.sender,
+        recipients: recipients.map((r) => ({ address: r.address, type: r.certified ? 'certificato' : 'esterno', header: r.role === 'cc' ? 'Cc' : 'To' })),
+        subject: row.subject,
+        ...(row.replyTo ? { replyTo: row.replyTo } : {}),
+        receiptType: row.receiptType,
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Access point
+
+  /** A message composed from JSON by the API: the same checks apply as to a raw submission. */
+  async submitJson(holder: HolderPrincipal, input: JsonSubmission): Promise<SubmissionView> {
+    const composer = new MailComposer({
+      from: holder.address,
+      to: input.to,
+      ...(input.cc?.length ? { cc: input.cc } : {}),
+      subject: input.subject,
+      ...(input.text !== undefined ? { text: input.text } : {}),
+      ...(input.html !== undefined ? { html: input.html } : {}),
+      attachments: (input.attachments ?? []).map((a) => ({
+        filename: a.filename,
+        content: Buffer.from(a.content_base64, 'base64'),
+        ...(a.content_type ? { contentType: a.content_type } : {}),
+      })),
+      messageId: `<${randomBytes(12).toString('hex')}@${holder.address.slice(holder.address.indexOf('@') + 1)}>`,
+      date: this.clock.now(),
+      headers: input.receipt_type && input.receipt_type !== 'completa' ? { 'X-TipoRicevuta': input.receipt_type } : {},
+    });
+    const raw = await new Promise<Buffer>((resolve, reject) => composer.compile().build((error, message) => (error ? reject(error) : resolve(message))));
+    return this.submitRaw(holder, raw);
+  }
+
+  /**
+   * Access point (spec §4.1): checks the message and records the outcome durably in one transaction: the
+   * transaction row, the sender's copy, and the pipeline jobs (acceptance or non-acceptance notice, dispatch,
+   * timers). Signing happens in the jobs, off this path. Refusals that cannot be answered with a notice (a
+   * mailbox that may not send, an oversized message) are thrown as problems (SMTP maps them to reply codes).
+   */
+  async submitRaw(holder: HolderPrincipal, raw: Buffer, envelope?: { mailFrom: string; rcptTo: string[] }): Promise<SubmissionView> {
+    // A collaborator sends only in a mode that allows it (the front ends check it first; this is the backstop).
+    assertMayPerform(holder.actor, 'send_message');
+    const [mailbox] = await this.db.select({ status: mailboxes.status, address: mailboxes.address }).from(mailboxes).where(eq(mailboxes.id, holder.mailboxId));
+    if (!mailbox || mailbox.status !== 'active') {
+      throw conflict('mailbox_cannot_send', `Mailbox ${holder.address} is ${mailbox?.status ?? 'gone'}: it can read its messages but not send.`);
+    }
+    if (raw.length > this.config.pec.maxTotalBytes) {
+      throw new ProblemError(413, 'message_too_large', 'Message too large', `The message is ${raw.length} bytes; the limit is ${this.config.pec.maxTotalBytes}.`);
+    }
+    const parsed = await parseSubmission(raw, this.serviceDomain);
+    const smtpEnvelope = envelope ?? { mailFrom: mailbox.address, rcptTo: [...new Set([...parsed.to, ...parsed.cc])] };
+    const violations = checkSubmission({
+      authenticatedAddress: mailbox.address,
+      headers: parsed,
+      envelope: smtpEnvelope,
+      sizeBytes: raw.length,
+      limits: { maxRecipients: this.config.pec.maxRecipients, maxTotalBytes: this.config.pec.maxTotalBytes },
+    });
+    const virus = violations.length === 0 ? await this.scanner.scan(raw) : null;
+    const now = this.clock.now();
+    const id = newId('pmt', now);
+    const pecMessageId = newPecMessageId(this.serviceDomain, now);
+
+    // Each recipient once, To before Cc (a recipient in both counts as To, RFC 6109 §3.3.2.1).
+    const seen = new Set<string>();
+    const recipients: RecipientFacts[] = [];
+    for (const [role, list] of [['to', parsed.to], ['cc', parsed.cc]] as const) {
+      for (const address of list) {
+        if (seen.has(address)) continue;
+        seen.add(address);
+        recipients.push({ address, role, certified: await this.isCertifiedAddress(address) });
+      }
+    }
+    const accepted = violations.length === 0 && !virus;
+    const refusal = accepted ? null : virus ? `virus informatico rilevato (${virus})` : violations.map((v) => v.descrizione).join('; ');
+    const content = toPostacert(raw, { pecMessageId, originalMessageId: parsed.originalMessageId });
+    const remote = recipients.filter((r) => r.certified);
+
+    await this.db.transaction(async (tx) => {
+      await tx.insert(pecTransactions).values({
+        id,
+        partnerId: holder.partnerId,
+        mailboxId: holder.mailboxId,
+        delegationId: holder.actor.kind === 'delegate' ? holder.actor.delegationId : null,
+        pecMessageId,
+        originalMessageId: parsed.originalMessageId,
+        sender: mailbox.address,
+        subject: parsed.subject,
+        replyTo: parsed.replyTo ?? null,
+        receiptType: parsed.receiptType,
+        status: accepted ? 'accepted' : 'refused',
+        refusal,
+        refusedForVirus: Boolean(virus),
+        sizeBytes: raw.length,
+        // Kept also when refused for a virus: the infected message is retained 30 months (spec §4.3).
+        content: accepted || virus ? content : null,
+        submittedAt: now,
+      });
+      const jobs: QueuedJob[] = [{ kind: 'acceptance', payload: { transaction: id }, dedupeKey: `acceptance:${id}`, runAt: now }];
+      // Also for a refused message: its notice lists the recipients it named.
+      if (recipients.length > 0) await tx.insert(pecRecipients).values(recipients.map((r) => ({ transactionId: id, ...r })));
+      if (accepted) {
+        await storeMessage(tx, {
+          mailboxId: holder.mailboxId, folder: 'sent', kind: 'original', content, messageId: pecMessageId, pecMessageId,
+          subject: parsed.subject, fromAddress: mailbox.address, dedupeKey: `sent:${id}`, now,
+        });
+        jobs.push({ kind: 'dispatch', payload: { transaction: id }, dedupeKey: `dispatch:${id}`, runAt: now });
+        if (remote.length > 0) {
+          jobs.push({ kind: 'timer', payload: { transaction: id, stage: '12h' }, dedupeKey: `timer12:${id}`, runAt: new Date(now.getTime() + 12 * HOURS) });
+          jobs.push({ kind: 'timer', payload: { transaction: id, stage: '24h' }, dedupeKey: `timer24:${id}`, runAt: new Date(now.getTime() + 24 * HOURS) });
+        }
+      }
+      await enqueue(tx, this.clock, jobs);
+    });
+    this.#wakeWorkers();
+    return {
+      id,
+      object: 'pec_submission',
+      pec_message_id: pecMessageId,
+      status: accepted ? 'accepted' : 'refused',
+      refusal,
+      submitted_at: now.toISOString(),
+      recipients,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Receiving point
+
+  /** Whether the inbound SMTP server takes mail for this address: our domains and our service address only. */
+  async acceptsRecipient(address: string): Promise<boolean> {
+    return this.isLocalDomain(address.slice(address.lastIndexOf('@') + 1));
+  }
+
+  /** A message from another provider or the Internet: queued durably, then processed by the pipeline. */
+  async receive(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<void> {
+    await enqueue(this.db, this.clock, [inboundJob(raw, envelope, this.clock.now())]);
+    this.#wakeWorkers();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Workers
+
+  /** Runs every due pipeline job to completion (tests call this after each step; servers run workers). */
+  drain(): Promise<number> {
+    return this.queue.drain();
+  }
+
+  /** Starts `count` workers that poll for due jobs and wake at once when a submission queues work. */
+  startWorkers(count: number, pollMs = 1000): void {
+    for (let i = 0; i < count; i++) {
+      this.#workers.push((async () => {
+        while (!this.#stopping) {
+          const ran = await this.queue.runOne().catch((error: unknown) => {
+            this.log?.error({ err: error }, 'PEC worker failed to claim a job');
+            return false;
+          });
+          if (!ran) {
+            await new Promise<void>((resolve) => {
+              const wake = () => {
+                clearTimeout(timer);
+                this.#wakers.delete(wake);
+                resolve();
+              };
+              const timer = setTimeout(wake, pollMs);
+              this.#wakers.add(wake);
+            });
+          }
+        }
+      })());
+    }
+  }
+
+  #wakeWorkers(): void {
+    for (const wake of [...this.#wakers]) wake();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wakeWorkers();
+    await Promise.all(this.#workers);
+  }
+}
+
+export interface RecipientFacts {
+  address: string;
+  role: 'to' | 'cc';
+  certified: boolean;
+}

@@ -1,0 +1,44 @@
+import { readFile } from 'node:fs/promises';
+import { eq } from 'drizzle-orm';
+import { providerIdentities, type Db } from '@pec-partner/db';
+import type { Clock } from '../clock.ts';
+import type { PecConfig } from '../config.ts';
+import { createProviderIdentity, loadProviderIdentity, type ProviderIdentity } from './identity.ts';
+
+const CURRENT = 'current';
+
+/**
+ * The provider's signing identity: from the configured PEM files when given, otherwise the one in the database,
+ * created on first start. Concurrent first starts race on the insert; the loser reads the winner's identity,
+ * so every process signs with the same key.
+ */
+export async function ensureProviderIdentity(db: Db, clock: Clock, config: PecConfig, serviceDomain: string): Promise<ProviderIdentity> {
+  if (config.certificateFile && config.privateKeyFile && config.caCertificateFile) {
+    const [certificatePem, privateKeyPem, caCertificatePem] = await Promise.all(
+      [config.certificateFile, config.privateKeyFile, config.caCertificateFile].map((file) => readFile(file, 'utf8')),
+    );
+    return loadProviderIdentity({ providerName: config.providerName, certificatePem: certificatePem!, privateKeyPem: privateKeyPem!, caCertificatePem: caCertificatePem! });
+  }
+  const stored = await read(db);
+  if (stored) return stored;
+  const created = await createProviderIdentity({ providerName: config.providerName, domain: serviceDomain, now: clock.now() });
+  await db
+    .insert(providerIdentities)
+    .values({
+      id: CURRENT,
+      providerName: created.providerName,
+      serviceAddress: created.serviceAddress,
+      caCertificatePem: created.caCertificatePem,
+      certificatePem: created.certificatePem,
+      privateKeyPem: created.privateKeyPem,
+      createdAt: clock.now(),
+    })
+    .onConflictDoNothing();
+  return (await read(db))!;
+}
+
+async function read(db: Db): Promise<ProviderIdentity | null> {
+  const [row] = await db.select().from(providerIdentities).where(eq(providerIdentities.id, CURRENT));
+  if (!row) return null;
+  return loadProviderIdentity({ providerName: row.providerName, certificatePem: row.certificatePem, privateKeyPem: row.privateKeyPem, caCertificatePem: row.caCertificatePem });
+}

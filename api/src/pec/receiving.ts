@@ -1,0 +1,314 @@
+import { createHash } from 'node:crypto';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { mailboxes, mailboxMessages, pecRecipients, pecTransactions } from '@pec-partner/db';
+import type { PecEngine } from './engine.ts';
+import { appendLog, type LogEntryInput, type LogEvent } from './log-register.ts';
+import {
+  buildAnomalyEnvelope, buildDeliveryReceipt, buildNonDeliveryNotice, buildTakeChargeReceipt, buildVirusDetectionNotice,
+  buildVirusNonDeliveryNotice, signAndAssemble, type DeliveryFailure, type PecTransaction, type SystemMessage,
+} from './messages/index.ts';
+import { inspectPecMessage } from './inspect.ts';
+import { decodeHeaderText } from './messages/raw-entity.ts';
+import type { ProviderRecord } from './provider-index.ts';
+import { enqueue, type JobHandler } from './queue.ts';
+import { QUEUE_LIFETIME_MS, routeFor, sendOverSmtp } from './smtp-client.ts';
+import { inboxHasRoom, storeMessage } from './store.ts';
+import { verifyPecMessage, type PecVerification } from './verify.ts';
+
+const subjectOf = (message: SystemMessage): string => decodeHeaderText(message.headers.find(([name]) => name === 'Subject')?.[1] ?? '');
+const messageIdOf = (message: SystemMessage): string => (message.headers.find(([name]) => name === 'Message-ID')?.[1] ?? '').replace(/^<|>$/g, '');
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+const digest = (raw: Buffer): string => createHash('sha256').update(raw).digest('hex');
+/** Names a set of recipients in a bounded number of characters, whatever their order or number. */
+const recipientsKey = (addresses: readonly string[]): string => digest(Buffer.from([...addresses].sort().join('\n')));
+
+const NOTIFICATION_EVENTS: Record<string, LogEvent> = {
+  'presa-in-carico': 'PresaInCarico',
+  'avvenuta-consegna': 'Consegna',
+  'errore-consegna': 'MancataConsegna',
+  'preavviso-errore-consegna': 'MancataConsegna12h',
+  'rilevazione-virus': 'RilevazioneVirus',
+  accettazione: 'Ricezione',
+  'non-accettazione': 'Ricezione',
+};
+
+/**
+ * The receiving and delivery points for what arrives over SMTP from other providers or the Internet (spec §2,
+ * §7.3): a valid transport envelope is taken in charge and delivered unmodified, with receipts sent back; a valid
+ * notification about one of our transactions is delivered to its holder and updates the transaction; anything
+ * else reaches the recipients inside an anomaly envelope. Messages we generate for other providers leave through
+ * `send_message` jobs.
+ */
+export function receivingHandlers(engine: PecEngine): Record<string, JobHandler> {
+  const sign = async (message: SystemMessage): Promise<Buffer> => signAndAssemble(message, await engine.signer());
+
+  const logEntry = (event: LogEvent, fields: Omit<LogEntryInput, 'event' | 'provider' | 'details'> & { details?: Record<string, unknown> }): LogEntryInput => ({
+    event, provider: engine.provider.name, details: {}, ...fields,
+  });
+
+  /**
+   * Keeps the provider's copy of a message it sends to another provider (service mailbox, `sent`) and queues its
+   * delivery, in one transaction with its log entry: the copy is the proof, and its dedupe key makes the whole
+   * step happen once.
+   */
+  async function sendOut(raw: Buffer, message: SystemMessage, to: string, dedupeKey: string, log: LogEntryInput[]): Promise<void> {
+    const now = engine.clock.now();
+    await engine.db.transaction(async (db) => {
+      const stored = await storeMessage(db, {
+        mailboxId: null, folder: 'sent', kind: kindOf(message), content: raw, messageId: messageIdOf(message), pecMessageId: log[0]?.messageId ?? null,
+        subject: subjectOf(message), fromAddress: (await engine.identity()).serviceAddress, dedupeKey, now,
+      });
+      if (!stored) return;
+      await appendLog(db, log);
+      await enqueue(db, engine.clock, [{ kind: 'send_message', payload: { copy: dedupeKey, to }, dedupeKey: `send:${dedupeKey}`, runAt: now }]);
+    });
+  }
+
+  function kindOf(message: SystemMessage) {
+    const type = message.headers.find(([name]) => name === 'X-Ricevuta')?.[1];
+    switch (type) {
+      case 'presa-in-carico': return 'take_charge' as const;
+      case 'avvenuta-consegna': return 'delivery' as const;
+      case 'rilevazione-virus': return 'virus_detection' as const;
+      default: return 'non_delivery' as const;
+    }
+  }
+
+  function transactionOf(verification: PecVerification, at: Date): PecTransaction {
+    const d = verification.daticert!;
+    const cc = new Set(addressparser((verification.headers.get('cc') ?? []).join(', '), { flatten: true }).map((a) => a.address.toLowerCase()));
+    return {
+      provider: engine.provider,
+      at,
+      pecMessageId: d.identificativo,
+      originalMessageId: d.msgid ?? `<${d.identificativo}>`,
+      sender: d.mittente,
+      recipients: d.destinatari.map((r) => ({ address: r.address, type: r.tipo, header: cc.has(r.address.toLowerCase()) ? 'Cc' as const : 'To' as const })),
+      subject: d.oggetto ?? '',
+      ...(d.risposte && d.risposte !== d.mittente ? { replyTo: d.risposte } : {}),
+      receiptType: d.ricevuta ?? 'completa',
+    };
+  }
+
+  async function receiveEnvelope(raw: Buffer, verification: PecVerification, rcptTo: string[], sender: ProviderRecord): Promise<void> {
+    const now = engine.clock.now();
+    const tx = transactionOf(verification, now);
+    const base = { messageId: tx.pecMessageId, sender: tx.sender, recipients: tx.recipients.map((r) => r.address), subject: tx.subject, occurredAt: now };
+
+    // One take-charge receipt per SMTP transaction, covering its recipients, to the sending provider's service
+    // mailbox (spec §4.6). The same envelope may arrive in several transactions (one per recipient domain, for
+    // one), and together their receipts must cover every recipient: each is keyed by the recipients it covers.
+    const covered = recipientsKey(rcptTo);
+    const takeChargeId = engine.derivedMessageId(tx.pecMessageId, `presa-in-carico:${covered}`);
+    const takeCharge = await buildTakeChargeReceipt(tx, { messageId: takeChargeId, senderProviderMailbox: sender.mailReceipt, coveredRecipients: rcptTo });
+    await sendOut(await sign(takeCharge), takeCharge, sender.mailReceipt, `take_charge:${tx.pecMessageId}:${covered}`, [
+      logEntry('PresaInCarico', { ...base, relatedMessageIds: [takeChargeId], mailboxId: null, partnerId: null, details: { ricezione: rcptTo, gestore_mittente: sender.providerName } }),
+    ]);
+
+    const virus = await engine.scanner.scan(raw);
+    for (const address of rcptTo) {
+      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(eq(mailboxes.address, address));
+      const owner = { mailboxId: mailbox?.id ?? null, partnerId: mailbox?.partnerId ?? null };
+      if (virus) {
+        // Not delivered; kept (service mailbox archive) for the 30 months the rules require.
+        const id = engine.derivedMessageId(tx.pecMessageId, `rilevazione-virus:${address}`);
+        const notice = await buildVirusDetectionNotice(tx, { messageId: id, senderProviderMailbox: sender.mailReceipt, recipient: address, virus });
+        await engine.db.transaction(async (db) => {
+          await storeMessage(db, { mailboxId: null, folder: 'archive', kind: 'transport_envelope', content: raw, messageId: tx.pecMessageId, pecMessageId: tx.pecMessageId, subject: tx.subject, fromAddress: tx.sender, dedupeKey: `infected:${tx.pecMessageId}`, now });
+        });
+        await sendOut(await sign(notice), notice, sender.mailReceipt, `virus_detection:${tx.pecMessageId}:${address}`, [
+          logEntry('RilevazioneVirus', { ...base, relatedMessageIds: [id], ...owner, details: { consegna: address, virus } }),
+        ]);
+        continue;
+      }
+      const outcome = await engine.db.transaction(async (db): Promise<{ at: Date; failure: DeliveryFailure | null }> => {
+        if (!mailbox) return { at: now, failure: { error: 'no-dest', status: '5.1.1', description: 'indirizzo non valido' } };
+        const [existing] = await db.select({ storedAt: mailboxMessages.storedAt }).from(mailboxMessages)
+          .where(and(eq(mailboxMessages.mailboxId, mailbox.id), eq(mailboxMessages.dedupeKey, `envelope:${tx.pecMessageId}`)));
+        if (existing) return { at: existing.storedAt, failure: null };
+        if (mailbox.status !== 'active') return { at: now, failure: { error: 'altro', status: '5.2.1', description: 'casella disattivata o sospesa' } };
+        if (!(await inboxHasRoom(db, mailbox.id, raw.length))) return { at: now, failure: { error: 'altro', status: '5.2.2', description: 'casella piena' } };
+        // Delivered unmodified, as received (spec §2.2.3).
+        await storeMessage(db, {
+          mailboxId: mailbox.id, folder: 'inbox', kind: 'transport_envelope', content: raw, messageId: tx.pecMessageId, pecMessageId: tx.pecMessageId,
+          subject: decodeHeaderText(verification.headers.get('subject')?.[0] ?? ''), fromAddress: tx.sender, dedupeKey: `envelope:${tx.pecMessageId}`, now,
+        });
+        return { at: now, failure: null };
+      });
+      const { failure } = outcome;
+      const deliveredAt = outcome.at;
+      const at = { ...tx, at: deliveredAt };
+      if (failure) {
+        const id = engine.derivedMessageId(tx.pecMessageId, `errore-consegna:${address}`);
+        const notice = await buildNonDeliveryNotice(at, { messageId: id, recipient: address, failure });
+        await sendOut(await sign(notice), notice, tx.sender, `non_delivery:${tx.pecMessageId}:${address}`, [
+          logEntry('MancataConsegna', { ...base, occurredAt: deliveredAt, relatedMessageIds: [id], ...owner, details: { consegna: address, errore: failure.error } }),
+        ]);
+      } else {
+        const id = engine.derivedMessageId(tx.pecMessageId, `consegna:${address}`);
+        const receipt = await buildDeliveryReceipt(at, { messageId: id, recipient: address, postacert: (await inspectPecMessage(raw)).postacert ?? Buffer.alloc(0) });
+        await sendOut(await sign(receipt), receipt, tx.sender, `delivery:${tx.pecMessageId}:${address}`, [
+          logEntry('Consegna', { ...base, occurredAt: deliveredAt, relatedMessageIds: [id], ...owner, details: { consegna: address, gestore_mittente: sender.providerName } }),
+        ]);
+      }
+    }
+  }
+
+  /** A receipt from another provider about one of our transactions: to its holder, and into the transaction's state. */
+  async function receiveNotification(raw: Buffer, verification: PecVerification, rcptTo: string[]): Promise<void> {
+    const d = verification.daticert!;
+    const now = engine.clock.now();
+    const service = (await engine.identity()).serviceAddress;
+    const [transaction] = await engine.db.select().from(pecTransactions).where(eq(pecTransactions.pecMessageId, d.identificativo));
+    const messageId = (verification.headers.get('message-id')?.[0] ?? `<${digest(raw)}>`).replace(/^<|>$/g, '');
+    const kind = kindForType(d.tipo);
+    await engine.db.transaction(async (db) => {
+      let storedAny = false;
+      for (const address of rcptTo) {
+        const [mailbox] = address === service ? [] : await db.select({ id: mailboxes.id }).from(mailboxes).where(eq(mailboxes.address, address));
+        if (address !== service && !mailbox) continue;
+        storedAny = (await storeMessage(db, {
+          mailboxId: mailbox?.id ?? null, folder: mailbox ? 'receipts' : 'inbox', kind, content: raw, messageId, pecMessageId: d.identificativo,
+          subject: decodeHeaderText(verification.headers.get('subject')?.[0] ?? ''), fromAddress: (verification.headers.get('from')?.[0] ?? '').replace(/^.*<|>.*$/g, ''),
+          dedupeKey: `notice:${messageId}`, now,
+        })) || storedAny;
+      }
+      if (!storedAny || !transaction) return;
+      const at = d.instant;
+      switch (d.tipo) {
+        case 'presa-in-carico':
+          await db.update(pecRecipients).set({ status: 'taken_in_charge', takenInChargeAt: at })
+            .where(and(eq(pecRecipients.transactionId, transaction.id), inArray(pecRecipients.address, d.ricezione.map((a) => a.toLowerCase())), eq(pecRecipients.status, 'pending')));
+          break;
+        case 'avvenuta-consegna':
+          await db.update(pecRecipients).set({ status: 'delivered', deliveredAt: at })
+            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, (d.consegna ?? '').toLowerCase()), sql`${pecRecipients.status} <> 'delivered'`));
+          break;
+        case 'errore-consegna':
+        case 'rilevazione-virus':
+          await db.update(pecRecipients).set({ status: 'failed', failedAt: at, errorCode: d.errore, errorDetail: d.erroreEsteso ?? null })
+            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, (d.consegna ?? '').toLowerCase()), sql`${pecRecipients.status} <> 'delivered'`));
+          break;
+      }
+      await appendLog(db, [logEntry(NOTIFICATION_EVENTS[d.tipo] ?? 'Ricezione', {
+        occurredAt: now, messageId: d.identificativo, relatedMessageIds: [messageId], sender: d.mittente, recipients: d.destinatari.map((r) => r.address),
+        subject: d.oggetto ?? '', mailboxId: transaction.mailboxId, partnerId: transaction.partnerId,
+        details: { ricevuto_da: verification.signature.provider?.name, consegna: d.consegna ?? null, ricezione: d.ricezione, errore: d.errore },
+      })]);
+    });
+
+    // The other provider found a virus: our sender learns it with a non-delivery notice for virus (spec §4.9).
+    if (d.tipo === 'rilevazione-virus' && transaction && d.consegna) {
+      const { tx } = await engine.transactionFacts(transaction.id, now);
+      const id = engine.derivedMessageId(transaction.pecMessageId, `errore-consegna-virus:${d.consegna}`);
+      const notice = await buildVirusNonDeliveryNotice(tx, { messageId: id, recipient: d.consegna, virus: d.erroreEsteso ?? 'virus' });
+      const signed = await sign(notice);
+      await engine.db.transaction(async (db) => {
+        const stored = await storeMessage(db, {
+          mailboxId: transaction.mailboxId, folder: 'receipts', kind: 'non_delivery_virus', content: signed, messageId: id, pecMessageId: transaction.pecMessageId,
+          subject: subjectOf(notice), fromAddress: service, dedupeKey: `non_delivery_virus:${transaction.id}:${d.consegna}`, now,
+        });
+        if (stored) {
+          await appendLog(db, [logEntry('MancataConsegnaVirus', {
+            occurredAt: now, messageId: transaction.pecMessageId, relatedMessageIds: [id], sender: transaction.sender, recipients: [d.consegna!],
+            subject: transaction.subject, mailboxId: transaction.mailboxId, partnerId: transaction.partnerId, details: { consegna: d.consegna },
+          })]);
+        }
+      });
+    }
+  }
+
+  function kindForType(tipo: string) {
+    switch (tipo) {
+      case 'presa-in-carico': return 'take_charge' as const;
+      case 'avvenuta-consegna': return 'delivery' as const;
+      case 'errore-consegna': return 'non_delivery' as const;
+      case 'preavviso-errore-consegna': return 'delay_warning' as const;
+      case 'rilevazione-virus': return 'virus_detection' as const;
+      case 'accettazione': return 'acceptance' as const;
+      default: return 'non_acceptance' as const;
+    }
+  }
+
+  /** Whatever cannot be certified reaches its recipients wrapped in an anomaly envelope signed by us (spec §4.7). */
+  async function receiveAnomaly(raw: Buffer, verification: PecVerification, rcptTo: string[]): Promise<void> {
+    const now = engine.clock.now();
+    const error = anomalyReason(verification);
+    const id = engine.derivedMessageId(digest(raw), 'anomalia');
+    const envelope = await buildAnomalyEnvelope({ provider: engine.provider, at: now, received: raw, error, messageIdIfMissing: id });
+    const signed = await sign(envelope);
+    const messageId = messageIdOf(envelope);
+    for (const address of rcptTo) {
+      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(eq(mailboxes.address, address));
+      if (!mailbox) continue;
+      await engine.db.transaction(async (db) => {
+        const stored = await storeMessage(db, {
+          mailboxId: mailbox.id, folder: 'inbox', kind: 'anomaly_envelope', content: signed, messageId, pecMessageId: null,
+          subject: subjectOf(envelope), fromAddress: (verification.headers.get('from')?.[0] ?? '').replace(/^.*<|>.*$/g, ''), dedupeKey: `anomaly:${digest(raw)}`, now,
+        });
+        if (stored) {
+          await appendLog(db, [logEntry('BustaAnomalia', {
+            occurredAt: now, messageId, relatedMessageIds: [messageId], sender: (verification.headers.get('from')?.[0] ?? ''), recipients: [address],
+            subject: decodeHeaderText(verification.headers.get('subject')?.[0] ?? ''), mailboxId: mailbox.id, partnerId: mailbox.partnerId,
+            details: { eccezioni: error, problemi: verification.problems },
+          })]);
+        }
+      });
+    }
+  }
+
+  async function inbound(payload: Record<string, unknown>): Promise<void> {
+    const raw = Buffer.from(payload.raw as string, 'base64');
+    const rcptTo = (payload.rcptTo as string[]).map((a) => a.toLowerCase());
+    const index = await engine.index();
+    const verification = await verifyPecMessage(raw, index);
+    const signer = verification.signature.provider ? index.all().find((r) => r.providerName === verification.signature.provider!.name) : undefined;
+    if (verification.consistent && verification.daticert && signer) {
+      if (verification.claimed === 'posta-certificata') return receiveEnvelope(raw, verification, rcptTo, signer);
+      if (verification.claimed !== 'anomalia') return receiveNotification(raw, verification, rcptTo);
+    }
+    return receiveAnomaly(raw, verification, rcptTo);
+  }
+
+  /** Hands a message we generated (kept in the service mailbox) to the next hop over TLS. */
+  async function sendMessage(payload: Record<string, unknown>): Promise<void> {
+    const [copy] = await engine.db.select().from(mailboxMessages).where(and(sql`${mailboxMessages.mailboxId} is null`, eq(mailboxMessages.dedupeKey, payload.copy as string)));
+    if (!copy) throw new Error(`no stored copy for ${String(payload.copy)}`);
+    const to = payload.to as string;
+    if (engine.clock.now().getTime() - copy.storedAt.getTime() >= QUEUE_LIFETIME_MS) {
+      // Abandoned, as every PEC MTA must; the copy in the service mailbox stays as the record of what was due.
+      engine.log?.warn({ copy: copy.dedupeKey, to }, 'PEC message not handed over within its queue lifetime: abandoned');
+      return;
+    }
+    const route = await routeFor(domainOf(to), { routes: engine.config.pec.smtp.routes, dnsServers: engine.config.dnsServers, dnsTimeoutMs: engine.config.dnsTimeoutMs });
+    await sendOverSmtp(route, { mailFrom: (await engine.identity()).serviceAddress, rcptTo: [to], raw: copy.content }, {
+      requireTls: true, rejectUnauthorized: engine.config.pec.smtp.verifyPeerTls, clientName: engine.serviceDomain,
+    });
+  }
+
+  return { inbound, send_message: sendMessage };
+}
+
+/**
+ * Why a received message cannot be certified, as the anomaly envelope's Italian text states it (spec §4.7, §7.3);
+ * the verifier's own findings, in English, stay in the log entry for the operator.
+ */
+function anomalyReason(verification: PecVerification): string {
+  if (verification.claimed === 'not-pec') return 'il messaggio non è un messaggio di posta certificata';
+  if (!verification.signature.present) return 'firma assente';
+  if (!verification.signature.valid) return 'firma non valida';
+  if (!verification.signature.provider) return "la firma non è di un gestore presente nell'indice dei gestori di posta certificata";
+  return 'il messaggio non è formalmente corretto';
+}
+
+/** Durable before the SMTP 250: the message is in a job before the sending provider is told it was taken. */
+export function inboundJob(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }, now: Date) {
+  return {
+    kind: 'inbound',
+    payload: { raw: raw.toString('base64'), mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo },
+    // Hashed: a transaction may name hundreds of recipients, more than a unique index entry can hold.
+    dedupeKey: `inbound:${digest(raw)}:${recipientsKey(envelope.rcptTo)}`,
+    runAt: now,
+  };
+}
