@@ -1,5 +1,5 @@
 import { desc } from 'drizzle-orm';
-import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type CryptoKey } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { jwtSigningKeys, type Db } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
@@ -71,6 +71,42 @@ export class TokenService {
     }
     const newest = rows[0];
     if (newest) this.#current = this.#keys.get(newest.kid);
+  }
+
+  /**
+   * Other short-lived tokens of the app, signed with the same keys but told apart by `typ` (a token of one type is
+   * never accepted as another, nor as an access token): e.g. supervisor sign-in links and mailbox sessions.
+   */
+  async sign(typ: string, input: { subject: string; jti: string; ttlSeconds: number; claims?: Record<string, unknown> }): Promise<string> {
+    await this.#ensureReady();
+    const key = this.#current;
+    if (!key) throw new Error('no signing key could be loaded or created');
+    const now = Math.floor(this.#clock.now().getTime() / 1000);
+    return new SignJWT(input.claims ?? {})
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ })
+      .setIssuer(this.#issuer)
+      .setAudience(this.#issuer)
+      .setSubject(input.subject)
+      .setJti(input.jti)
+      .setIssuedAt(now)
+      .setExpirationTime(now + input.ttlSeconds)
+      .sign(key.privateKey);
+  }
+
+  /** The payload of a valid, unexpired token of this `typ`, or null. */
+  async verifyTyped(token: string, typ: string): Promise<JWTPayload | null> {
+    await this.#ensureReady();
+    try {
+      const { payload } = await jwtVerify(token, async (header) => {
+        if (header.kid && !this.#keys.has(header.kid)) await this.#load();
+        const key = header.kid ? this.#keys.get(header.kid) : undefined;
+        if (!key) throw new Error('unknown key id');
+        return key.publicKey;
+      }, { issuer: this.#issuer, audience: this.#issuer, algorithms: [ALG], typ, currentDate: this.#clock.now() });
+      return payload;
+    } catch {
+      return null;
+    }
   }
 
   async issue(principal: Principal): Promise<string> {
