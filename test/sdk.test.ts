@@ -8,6 +8,7 @@ import {
   AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecPartner, PecPartnerError,
   RateLimitError, responseOf,
 } from '@pec-partner/sdk';
+import { startDnsServer } from './helpers/dns-server.ts';
 import { harness } from './helpers/harness.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -152,4 +153,47 @@ t.test('examples/quickstart.ts runs against the server', async (t) => {
   t.match(stdout, /rejected as expected: \/vat_number invalid_vat_number/);
   t.match(stdout, /topped up €50\.00: balance €0\.00 → €50\.00/);
   t.match(stdout, /top_up\s+5000\s+→ 5000/);
+});
+
+t.test('examples/activate-mailbox.ts certifies a domain against its own DNS server and activates a mailbox', async (t) => {
+  // A port free for both UDP and TCP: the example's DNS server binds it, the API resolves through it.
+  const probe = await startDnsServer();
+  const dnsPort = probe.port;
+  await probe.close();
+  const h = await harness(t, { env: { DNS_SERVERS: `127.0.0.1:${dnsPort}` } });
+  const base = await h.listen();
+  const p = await h.partner();
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/activate-mailbox.ts'], {
+    cwd: root,
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base, EXAMPLE_DNS_PORT: String(dnsPort) },
+  });
+  t.match(stdout, /studio-[0-9a-f]{6}\.it certifiable: true/);
+  t.match(stdout, /_pec-verify\.studio-[0-9a-f]{6}\.it TXT\s+pec-verify=/);
+  t.match(stdout, /domain studio-[0-9a-f]{6}\.it is certified/);
+  t.match(stdout, /mailbox studio@studio-[0-9a-f]{6}\.it is active until 2027-11-22T09:00:00\.000Z; initial password returned once: yes/);
+  t.match(stdout, /charged: .*: -2500; .*: -5000/);
+});
+
+t.test('a mailbox holder uses the SDK with its own credentials: send, read receipts, typed errors', async (t) => {
+  const h = await harness(t);
+  const base = await h.listen();
+  const p = await h.partner();
+  const partner = new PecPartner({ apiKey: p.secret, baseUrl: base });
+  await partner.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'sdk-holder' });
+  const customer = await partner.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
+  await partner.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
+  const open = (local_part: string) => partner.post('/v1/mailboxes', { body: { local_part, domain: 'pec.example.it', customer: customer.id, plan: 'standard', password: `${local_part}-password-1` } });
+  const sender = await open('mittente');
+  const recipient = await open('destinatario');
+
+  t.throws(() => new PecPartner({ baseUrl: base }), /either apiKey or mailbox/);
+  const holder = new PecPartner({ mailbox: { address: sender.address, password: 'mittente-password-1' }, baseUrl: base });
+  const sent = await holder.post('/v1/mailboxes/{id}/messages', { path: { id: sender.id }, body: { to: [recipient.address], subject: 'Dal SDK', text: 'Ciao' } });
+  t.match(sent, { object: 'pec_submission', status: 'accepted' });
+  await h.app.pec.drain();
+  const receipts = await holder.get('/v1/mailboxes/{id}/messages', { path: { id: sender.id }, query: { folder: 'receipts' } });
+  t.same(receipts.data.map((m) => m.kind).sort(), ['acceptance', 'delivery']);
+  const wrong = await new PecPartner({ mailbox: { address: sender.address, password: 'sbagliata-123' }, baseUrl: base, maxRetries: 0 })
+    .get('/v1/mailboxes/{id}/folders', { path: { id: sender.id } }).catch((e: unknown) => e);
+  t.ok(wrong instanceof AuthenticationError);
 });

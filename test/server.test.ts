@@ -25,7 +25,7 @@ interface Started {
 function startServer(env: Record<string, string>): Promise<Started> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'api/src/main.ts'], {
     cwd: root,
-    env: { ...cleanEnv(), PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...cleanEnv(), PORT: '0', PEC_SUBMISSION_PORT: '0', PEC_SUBMISSION_TLS_PORT: '0', PEC_INBOUND_PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -65,12 +65,16 @@ t.test('npm start: migrates, bootstraps one demo partner once, serves, shuts dow
   const logLines = first.output().split('\n').filter((line) => line.startsWith('{'));
   t.ok(logLines.length > 0);
   t.notOk(logLines.some((line) => line.includes(key!)), 'the key never appears in a structured log line');
+  t.match(first.output(), /SMTP: submission 127\.0\.0\.1:\d+ \(STARTTLS\) and :\d+ \(TLS\), inbound :\d+/, 'the SMTP front ends listen');
+  const firstCa = await (await fetch(`${first.url}/v1/pec/ca-certificate`)).text();
+  t.match(firstCa, /^-----BEGIN CERTIFICATE-----/, 'the provider identity exists from the first start');
 
   t.equal(await first.stop('SIGTERM'), 0, 'exits 0 after closing the server and the database pool');
   t.match(first.output(), /shutting down: draining requests/);
 
   const second = await startServer({ DATABASE_URL: db.url });
   t.notMatch(second.output(), /Demo partner created/, 'a second start creates no second demo partner');
+  t.equal(await (await fetch(`${second.url}/v1/pec/ca-certificate`)).text(), firstCa, 'a restart keeps the provider identity');
   t.equal(await second.stop('SIGINT'), 0);
 });
 

@@ -18,6 +18,29 @@ import { customerRoutes } from './modules/customers/routes.ts';
 import { partnerRoutes } from './modules/partners/routes.ts';
 import { TokenService } from './modules/partners/tokens.ts';
 import { systemRoutes } from './modules/system/routes.ts';
+import { domainRoutes } from './modules/domains/routes.ts';
+import { mailboxRoutes } from './modules/mailboxes/routes.ts';
+import { logRegisterRoutes } from './modules/log-register/routes.ts';
+import { addonRoutes } from './modules/addons/routes.ts';
+import { brandingRoutes } from './modules/branding/routes.ts';
+import { delegationRoutes } from './modules/delegations/routes.ts';
+import { newsletterRoutes } from './modules/newsletter/routes.ts';
+import { supervisorRoutes } from './modules/supervisors/routes.ts';
+import { messageRoutes } from './modules/messages/routes.ts';
+import { pecRoutes } from './modules/pec/routes.ts';
+import { PecEngine } from './pec/engine.ts';
+import type { VirusScanner } from './pec/virus-scanner.ts';
+import { Scheduler } from './jobs/scheduler.ts';
+import { productTasks } from './jobs/tasks.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Periodic work; main.ts starts its timer, tests call jobs.tick() after moving the clock. */
+    jobs: Scheduler;
+    /** The PEC engine; main.ts starts its workers and SMTP servers, tests call pec.drain(). */
+    pec: PecEngine;
+  }
+}
 
 export interface BuildOptions {
   db: Db;
@@ -25,6 +48,7 @@ export interface BuildOptions {
   clock?: Clock;
   prices?: PriceListConfig;
   logger?: FastifyServerOptions['logger'];
+  scanner?: VirusScanner;
 }
 
 /** The whole HTTP application, not listening: main.ts listens, tests use inject() or listen on port 0. */
@@ -81,7 +105,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     timeWindow: 60_000,
     // After authentication (onRequest) so the limit is per API key; before the body is read.
     hook: 'preParsing',
-    keyGenerator: (request) => request.principal?.apiKeyId ?? `ip:${request.ip}`,
+    keyGenerator: (request) => request.principal?.apiKeyId ?? (request.holder ? `holder:${request.holder.mailboxId}` : `ip:${request.ip}`),
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       return new ProblemError(429, 'rate_limited', 'Too many requests',
@@ -90,11 +114,33 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
   installIdempotency(app, db, clock, config.idempotencyTtlHours);
 
+  const engine = new PecEngine({ db, clock, config, log: app.log, scanner: options.scanner });
+  const pecDeps = { ...deps, engine };
   await app.register(async (scope) => {
+    // Raw messages (.eml uploads, messages to verify) up to the engine's size limit.
+    scope.addContentTypeParser('message/rfc822', { parseAs: 'buffer', bodyLimit: config.pec.maxTotalBytes + 1024 }, (_request, body, done) => done(null, body));
     await systemRoutes(scope as App, deps);
     await partnerRoutes(scope as App, deps);
     await customerRoutes(scope as App, deps);
     await creditRoutes(scope as App, deps);
+    await domainRoutes(scope as App, deps);
+    await mailboxRoutes(scope as App, deps);
+    await addonRoutes(scope as App, deps);
+    await delegationRoutes(scope as App, pecDeps);
+    await supervisorRoutes(scope as App, pecDeps);
+    await brandingRoutes(scope as App, pecDeps);
+    await newsletterRoutes(scope as App, pecDeps);
+    await messageRoutes(scope as App, pecDeps);
+    await logRegisterRoutes(scope as App, deps);
+    await pecRoutes(scope as App, pecDeps);
+  });
+
+  const jobs = new Scheduler(db, clock, productTasks(deps), app.log);
+  app.decorate('jobs', jobs);
+  app.decorate('pec', engine);
+  app.addHook('onClose', async () => {
+    jobs.stop();
+    await engine.stop();
   });
   return app;
 }

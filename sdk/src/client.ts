@@ -5,8 +5,10 @@ import { ConnectionError, errorFromResponse, PecPartnerError } from './errors.js
 import type { HttpMethod, ListItem, ListPaths, Operation, PathsFor, QueryParams, RequestArgs, RequestOptions, SuccessBody } from './types.js';
 
 export interface ClientOptions {
-  /** A secret API key (`sk_live_…`) or an OAuth access token. */
-  apiKey: string;
+  /** A partner's secret API key (`sk_live_…`) or an OAuth access token. */
+  apiKey?: string;
+  /** A mailbox holder's credentials, for the messages API and the mailbox's log (HTTP Basic). Give this or `apiKey`. */
+  mailbox?: { address: string; password: string };
   /** Defaults to `http://127.0.0.1:3000`. */
   baseUrl?: string;
   /** Retries after the first attempt, for network errors, 429, 5xx and in-progress idempotent duplicates. */
@@ -62,7 +64,7 @@ function retryDelayMs(error: PecPartnerError, attempt: number): number {
 }
 
 export class PecPartnerClient {
-  readonly #apiKey: string;
+  readonly #authorization: string;
   readonly #baseUrl: string;
   readonly #maxRetries: number;
   readonly #timeoutMs: number;
@@ -70,8 +72,10 @@ export class PecPartnerClient {
   readonly #dispatcher: Dispatcher | undefined;
 
   constructor(options: ClientOptions) {
-    if (!options.apiKey) throw new TypeError('apiKey is required');
-    this.#apiKey = options.apiKey;
+    if (Boolean(options.apiKey) === Boolean(options.mailbox)) throw new TypeError('give either apiKey or mailbox credentials');
+    this.#authorization = options.apiKey
+      ? `Bearer ${options.apiKey}`
+      : `Basic ${Buffer.from(`${options.mailbox!.address}:${options.mailbox!.password}`, 'utf8').toString('base64')}`;
     this.#baseUrl = (options.baseUrl ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
     this.#maxRetries = options.maxRetries ?? 2;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
@@ -96,7 +100,7 @@ export class PecPartnerClient {
     };
     const url = this.#url(path, options.path, options.query);
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.#apiKey}`,
+      authorization: this.#authorization,
       accept: 'application/json, application/problem+json',
       'user-agent': this.#userAgent,
       ...options.headers,
