@@ -31,6 +31,10 @@ import { pecRoutes } from './modules/pec/routes.ts';
 import { PecEngine } from './pec/engine.ts';
 import type { VirusScanner } from './pec/virus-scanner.ts';
 import { Scheduler } from './jobs/scheduler.ts';
+import { installRequestContext } from './events/request-context.ts';
+import { eventRoutes } from './modules/events/routes.ts';
+import { webhookRoutes } from './modules/webhooks/routes.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { productTasks } from './jobs/tasks.ts';
 
 declare module 'fastify' {
@@ -39,6 +43,8 @@ declare module 'fastify' {
     jobs: Scheduler;
     /** The PEC engine; main.ts starts its workers and SMTP servers, tests call pec.drain(). */
     pec: PecEngine;
+    /** Webhook delivery; main.ts starts its workers, tests call webhooks.drain(). */
+    webhooks: WebhookDispatcher;
   }
 }
 
@@ -113,9 +119,12 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     },
   });
   installIdempotency(app, db, clock, config.idempotencyTtlHours);
+  // After idempotency's hooks are registered is fine: this one wraps the handler, which is where events are written.
+  installRequestContext(app);
 
   const engine = new PecEngine({ db, clock, config, log: app.log, scanner: options.scanner });
   const pecDeps = { ...deps, engine };
+  const webhooks = new WebhookDispatcher({ db, clock, config, log: app.log });
   await app.register(async (scope) => {
     // Raw messages (.eml uploads, messages to verify) up to the engine's size limit.
     scope.addContentTypeParser('message/rfc822', { parseAs: 'buffer', bodyLimit: config.pec.maxTotalBytes + 1024 }, (_request, body, done) => done(null, body));
@@ -133,14 +142,18 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await messageRoutes(scope as App, pecDeps);
     await logRegisterRoutes(scope as App, deps);
     await pecRoutes(scope as App, pecDeps);
+    await eventRoutes(scope as App, deps);
+    await webhookRoutes(scope as App, { ...deps, webhooks });
   });
 
   const jobs = new Scheduler(db, clock, productTasks(deps), app.log);
   app.decorate('jobs', jobs);
   app.decorate('pec', engine);
+  app.decorate('webhooks', webhooks);
   app.addHook('onClose', async () => {
     jobs.stop();
     await engine.stop();
+    await webhooks.stop();
   });
   return app;
 }

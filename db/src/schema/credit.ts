@@ -12,6 +12,8 @@ export const creditAccounts = pgTable(
     partnerId: text('partner_id').primaryKey().references(() => partners.id),
     currency: text('currency').notNull().default('EUR'),
     balanceCents: bigint('balance_cents', { mode: 'number' }).notNull().default(0),
+    /** A movement that takes the balance from at or above this to below it emits `credit.balance_low`; null: off. */
+    lowBalanceThresholdCents: bigint('low_balance_threshold_cents', { mode: 'number' }),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [check('credit_accounts_balance_check', sql`${t.balanceCents} >= 0`)],

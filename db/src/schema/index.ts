@@ -8,3 +8,4 @@ export * from './mailboxes.ts';
 export * from './jobs.ts';
 export * from './pec.ts';
 export * from './addons.ts';
+export * from './events.ts';

@@ -1,0 +1,86 @@
+/**
+ * Every event type the platform emits, with what it means. The single source for the OpenAPI enum, the docs
+ * and the validation of an endpoint's `enabled_events`. Names are `<resource>.<what happened>`, past tense.
+ */
+export const API_VERSION = '2026-11-30';
+
+export const eventTypes = {
+  'customer.created': 'A customer record was created.',
+  'customer.updated': 'A customer record changed; `previous_attributes` holds the old values of what changed.',
+  'customer.deleted': 'A customer record was deleted.',
+  'identity_document.created': "An identity document was filed for a customer (it activates the customer's pending mailboxes).",
+
+  'domain.created': 'A domain was requested; it waits for its DNS records.',
+  'domain.certified': 'A domain passed DNS verification and was certified (the fee was charged).',
+  'domain.degraded': 'The daily DNS check of a certified domain failed.',
+  'domain.recertified': 'A degraded domain passed the DNS check again.',
+  'domain.decertified': 'A domain stayed degraded too long; its active mailboxes were suspended.',
+  'domain.updated': 'A domain changed otherwise (customer, scheduled or undone cancellation).',
+  'domain.withdrawn': 'A pending domain was withdrawn.',
+  'domain.cancelled': 'A domain reached its cancellation date.',
+
+  'mailbox.created': 'A mailbox was created (active, or waiting for the identity document).',
+  'mailbox.activated': 'A mailbox became active for the first time.',
+  'mailbox.suspended': 'A mailbox was suspended (`suspension_reason` says why).',
+  'mailbox.resumed': 'A suspended mailbox became active again.',
+  'mailbox.renewed': 'A mailbox was renewed for another term (charged).',
+  'mailbox.plan_changed': 'A mailbox changed plan (now, or at the renewal when scheduled).',
+  'mailbox.updated': 'A mailbox changed otherwise (renewal mode, scheduled or undone cancellation).',
+  'mailbox.expiring': 'A mailbox expires in 30, 7 or 1 days.',
+  'mailbox.expired': 'An unrenewed mailbox expired after its grace period.',
+  'mailbox.cancelled': 'A mailbox was cancelled.',
+
+  'mailbox_addon.created': 'An add-on was bought (active now, or scheduled for the renewal).',
+  'mailbox_addon.activated': 'A scheduled add-on started with the new term.',
+  'mailbox_addon.renewed': 'An add-on was charged for the new term with its mailbox.',
+  'mailbox_addon.updated': 'An add-on changed otherwise (cancellation scheduled or undone).',
+  'mailbox_addon.cancelled': 'An add-on ended.',
+
+  'delegation.created': 'A collaborator was invited to a mailbox.',
+  'delegation.accepted': 'A collaborator accepted the invitation.',
+  'delegation.updated': "A delegation's mode changed.",
+  'delegation.revoked': 'A delegation was revoked.',
+  'delegation.expired': 'An invitation was not accepted within 7 days.',
+
+  'credit.topped_up': 'Credit was added (`data.object` is the ledger entry).',
+  'credit.charged': 'Credit was spent (`data.object` is the ledger entry; `item` names what was bought).',
+  'credit.refunded': 'Credit was given back (`data.object` is the ledger entry).',
+  'credit.balance_low': "A movement took the balance below the partner's threshold (`data.object` is the balance).",
+
+  'newsletter_campaign.created': 'A newsletter campaign was drafted.',
+  'newsletter_campaign.updated': 'A campaign changed (content, schedule).',
+  'newsletter_campaign.sending': 'A campaign started sending.',
+  'newsletter_campaign.sent': 'A campaign finished: every recipient has an outcome.',
+  'newsletter_campaign.cancelled': 'A campaign was cancelled.',
+
+  'message.accepted': 'Opt-in. A certified message was accepted (metadata only: never subject or content).',
+  'message.not_accepted': 'Opt-in. A certified message was refused at submission (formal error or virus).',
+  'message.delivered': 'Opt-in. A delivery receipt was issued or received for one recipient.',
+  'message.not_delivered': 'Opt-in. A non-delivery notice was issued or received for one recipient.',
+
+  'webhook_endpoint.disabled': 'An endpoint was disabled after failing for 3 days or answering 410 Gone.',
+  'test.webhook': 'Sent only by "send test event" to one endpoint.',
+} as const;
+
+export type EventType = keyof typeof eventTypes;
+export const eventTypeNames = Object.keys(eventTypes) as EventType[];
+
+/** Types that `*` does not cover: the partner lists them (or `message.*`) to receive them. */
+export function isOptIn(type: string): boolean {
+  return type.startsWith('message.') || type === 'test.webhook';
+}
+
+/** Whether an endpoint's `enabled_events` (exact types, `prefix.*`, `*`) selects `type`. */
+export function selects(enabledEvents: readonly string[], type: string): boolean {
+  return enabledEvents.some((pattern) => {
+    if (pattern === type) return true;
+    if (pattern === '*') return !isOptIn(type);
+    return pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1));
+  });
+}
+
+/** Valid `enabled_events` entries: `*`, a known type, or `<prefix>.*` where some known type has that prefix. */
+export function isValidPattern(pattern: string): boolean {
+  if (pattern === '*' || pattern in eventTypes) return pattern !== 'test.webhook';
+  return pattern.endsWith('.*') && eventTypeNames.some((type) => type.startsWith(pattern.slice(0, -1)));
+}
