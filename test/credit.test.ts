@@ -6,7 +6,7 @@ t.test('top-ups credit the balance and append ledger entries with the request id
   const h = await harness(t);
   const p = await h.partner();
   t.same(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })), {
-    object: 'credit_balance', balance: 0, currency: 'EUR', updated_at: '2026-11-22T09:00:00.000Z',
+    id: p.id, object: 'credit_balance', balance: 0, currency: 'EUR', low_balance_threshold: null, updated_at: '2026-11-22T09:00:00.000Z',
   });
   const response = await h.app.inject({
     method: 'POST', url: '/v1/credit/top-ups', headers: p.headers,

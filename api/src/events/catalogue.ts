@@ -7,7 +7,7 @@ export const API_VERSION = '2026-11-30';
 export const eventTypes = {
   'customer.created': 'A customer record was created.',
   'customer.updated': 'A customer record changed; `previous_attributes` holds the old values of what changed.',
-  'customer.deleted': 'A customer record was deleted.',
+  'customer.deleted': 'A customer record was deleted (`data.object` is the customer as it was last).',
   'identity_document.created': "An identity document was filed for a customer (it activates the customer's pending mailboxes).",
 
   'domain.created': 'A domain was requested; it waits for its DNS records.',
@@ -20,43 +20,46 @@ export const eventTypes = {
   'domain.cancelled': 'A domain reached its cancellation date.',
 
   'mailbox.created': 'A mailbox was created (active, or waiting for the identity document).',
-  'mailbox.activated': 'A mailbox became active for the first time.',
+  'mailbox.activated': "A mailbox waiting for its holder's identity document became active.",
   'mailbox.suspended': 'A mailbox was suspended (`suspension_reason` says why).',
   'mailbox.resumed': 'A suspended mailbox became active again.',
   'mailbox.renewed': 'A mailbox was renewed for another term (charged).',
   'mailbox.plan_changed': 'A mailbox changed plan (now, or at the renewal when scheduled).',
-  'mailbox.updated': 'A mailbox changed otherwise (renewal mode, scheduled or undone cancellation).',
-  'mailbox.expiring': 'A mailbox expires in 30, 7 or 1 days.',
+  'mailbox.updated':
+    'A mailbox changed otherwise (renewal mode, scheduled or undone cancellation, plan change scheduled for the renewal, password reset).',
+  'mailbox.expiring':
+    'A mailbox expires within 30, 7 or 1 days: one event per notice listed at GET /v1/mailboxes/{id}/notices; `data.object.expires_at` says when.',
   'mailbox.expired': 'An unrenewed mailbox expired after its grace period.',
   'mailbox.cancelled': 'A mailbox was cancelled.',
 
   'mailbox_addon.created': 'An add-on was bought (active now, or scheduled for the renewal).',
-  'mailbox_addon.activated': 'A scheduled add-on started with the new term.',
+  'mailbox_addon.activated': 'A scheduled add-on started with the new term (charged for it with the renewal).',
   'mailbox_addon.renewed': 'An add-on was charged for the new term with its mailbox.',
   'mailbox_addon.updated': 'An add-on changed otherwise (cancellation scheduled or undone).',
   'mailbox_addon.cancelled': 'An add-on ended.',
 
   'delegation.created': 'A collaborator was invited to a mailbox.',
   'delegation.accepted': 'A collaborator accepted the invitation.',
-  'delegation.updated': "A delegation's mode changed.",
+  'delegation.updated': "A delegation's mode or name changed.",
   'delegation.revoked': 'A delegation was revoked.',
   'delegation.expired': 'An invitation was not accepted within 7 days.',
 
   'credit.topped_up': 'Credit was added (`data.object` is the ledger entry).',
   'credit.charged': 'Credit was spent (`data.object` is the ledger entry; `item` names what was bought).',
   'credit.refunded': 'Credit was given back (`data.object` is the ledger entry).',
-  'credit.balance_low': "A movement took the balance below the partner's threshold (`data.object` is the balance).",
+  'credit.balance_low':
+    "A movement took the balance from at or above the partner's threshold to below it (`data.object` is the balance, as GET /v1/credit shows it).",
 
   'newsletter_campaign.created': 'A newsletter campaign was drafted.',
-  'newsletter_campaign.updated': 'A campaign changed (content, schedule).',
+  'newsletter_campaign.updated': 'A campaign changed (content, list, schedule).',
   'newsletter_campaign.sending': 'A campaign started sending.',
   'newsletter_campaign.sent': 'A campaign finished: every recipient has an outcome.',
   'newsletter_campaign.cancelled': 'A campaign was cancelled.',
 
-  'message.accepted': 'Opt-in. A certified message was accepted (metadata only: never subject or content).',
+  'message.accepted': 'Opt-in. A certified message was accepted (`data.object` is a `pec_message`: metadata only, never subject or content).',
   'message.not_accepted': 'Opt-in. A certified message was refused at submission (formal error or virus).',
   'message.delivered': 'Opt-in. A delivery receipt was issued or received for one recipient.',
-  'message.not_delivered': 'Opt-in. A non-delivery notice was issued or received for one recipient.',
+  'message.not_delivered': 'Opt-in. A non-delivery notice (also for a virus, or the 24-hour timeout notice) was issued or received for one recipient.',
 
   'webhook_endpoint.disabled': 'An endpoint was disabled after failing for 3 days or answering 410 Gone.',
   'test.webhook': 'Sent only by "send test event" to one endpoint.',

@@ -2,6 +2,8 @@ import { lt } from 'drizzle-orm';
 import { idempotencyKeys } from '@pec-partner/db';
 import type { AppDeps } from '../deps.ts';
 import { runDomainMaintenance } from '../modules/domains/service.ts';
+import { expireDelegationInvitations } from '../modules/delegations/service.ts';
+import { purgeExpiredEvents } from '../modules/events/service.ts';
 import { runMailboxMaintenance } from '../modules/mailboxes/service.ts';
 import { NEWSLETTER_TASK_INTERVAL_MS, runNewsletterTask } from '../modules/newsletter/sender.ts';
 import { purgeLogRegister } from '../pec/log-register.ts';
@@ -14,8 +16,12 @@ export function productTasks(deps: AppDeps): Task[] {
     { name: 'mailboxes.daily', intervalMs: DAY_MS, run: (now) => runMailboxMaintenance(deps, now) },
     // Starts due campaigns and hands the relay at most NEWSLETTER_RATE_PER_MINUTE messages per run.
     { name: 'newsletter.send', intervalMs: NEWSLETTER_TASK_INTERVAL_MS, run: async (now) => void (await runNewsletterTask(deps, now)) },
+    // Invitations not accepted within 7 days become `expired` (and say so with an event) even if nobody looks.
+    { name: 'delegations.expire', intervalMs: 15 * 60_000, run: async (now) => void (await expireDelegationInvitations(deps, now)) },
     // The log register keeps 30 months (DPR 68/2005), then lets go.
     { name: 'log_register.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeLogRegister(deps.db, now)) },
+    // Events are visible for 30 days; their webhook deliveries and attempts go with them.
+    { name: 'events.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeExpiredEvents(deps.db, now)) },
     {
       name: 'idempotency.purge',
       intervalMs: 3_600_000,

@@ -5,7 +5,7 @@ import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { invalid, problemResponses } from '../../http/problem.ts';
 import { Price, priceObjects } from './prices.ts';
-import { getBalance, listLedger, topUp } from './service.ts';
+import { getBalance, listLedger, setLowBalanceThreshold, topUp } from './service.ts';
 
 const LedgerEntry = Type.Object(
   {
@@ -29,12 +29,25 @@ const LedgerEntry = Type.Object(
 
 const CreditBalance = Type.Object(
   {
+    id: Type.String({ description: "The partner's id: each partner has one credit account." }),
     object: Type.Literal('credit_balance'),
     balance: Type.Integer({ description: 'Euro cents available.' }),
     currency: Type.Literal('EUR'),
+    low_balance_threshold: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'Euro cents: a movement that takes the balance from at or above this to below it emits `credit.balance_low`; null: off.',
+    }),
     updated_at: Type.String({ format: 'date-time' }),
   },
   { title: 'CreditBalance' },
+);
+
+const CreditSettingsUpdate = Type.Object(
+  {
+    low_balance_threshold: Type.Union([Type.Integer({ minimum: 0, maximum: 100_000_000 }), Type.Null()], {
+      description: 'Euro cents; null turns the `credit.balance_low` event off.',
+    }),
+  },
+  { title: 'CreditSettingsUpdate', additionalProperties: false },
 );
 
 const TopUpRequest = Type.Object(
@@ -60,6 +73,19 @@ export async function creditRoutes(app: App, { db, clock, prices }: AppDeps): Pr
       response: { 200: CreditBalance, ...problemResponses() },
     },
   }, async (request) => getBalance(db, partnerOf(request).partnerId));
+
+  app.patch('/v1/credit', {
+    schema: {
+      operationId: 'updateCreditSettings',
+      tags: ['Credit'],
+      summary: 'Set the low-balance threshold',
+      description:
+        'When a charge takes the balance from at or above the threshold to below it, a `credit.balance_low` event is ' +
+        'emitted once; it is emitted again only after the balance has risen to the threshold and falls below it anew.',
+      body: CreditSettingsUpdate,
+      response: { 200: CreditBalance, ...problemResponses() },
+    },
+  }, async (request) => setLowBalanceThreshold(db, clock, partnerOf(request).partnerId, request.body.low_balance_threshold));
 
   app.post('/v1/credit/top-ups', {
     schema: {

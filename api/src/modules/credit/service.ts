@@ -4,8 +4,10 @@ import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
 import { conflict, invalid, ProblemError } from '../../http/problem.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
+import type { EventType } from '../../events/catalogue.ts';
+import { recordEvent } from '../../events/record.ts';
 
-export interface LedgerEntryView {
+export type LedgerEntryView = {
   id: string;
   object: 'ledger_entry';
   type: LedgerEntryKind;
@@ -17,7 +19,7 @@ export interface LedgerEntryView {
   payment_reference: string | null;
   request_id: string | null;
   created_at: string;
-}
+};
 
 type LedgerRow = typeof creditLedgerEntries.$inferSelect;
 
@@ -37,6 +39,24 @@ export function ledgerEntryView(row: LedgerRow): LedgerEntryView {
   };
 }
 
+type AccountRow = typeof creditAccounts.$inferSelect;
+
+/** The balance as GET /v1/credit shows it; the account is the partner's own, so it carries the partner's id. */
+export function balanceView(account: AccountRow) {
+  return {
+    id: account.partnerId,
+    object: 'credit_balance' as const,
+    balance: account.balanceCents,
+    currency: 'EUR' as const,
+    low_balance_threshold: account.lowBalanceThresholdCents,
+    updated_at: account.updatedAt.toISOString(),
+  };
+}
+export type BalanceView = ReturnType<typeof balanceView>;
+
+type MovementKind = Exclude<LedgerEntryKind, 'adjustment'>;
+const movementEvents: Record<MovementKind, EventType> = { top_up: 'credit.topped_up', charge: 'credit.charged', refund: 'credit.refunded' };
+
 export interface Movement {
   partnerId: string;
   /** Positive euro cents; the kind decides the sign. */
@@ -49,11 +69,13 @@ export interface Movement {
 /**
  * Moves credit and appends the ledger entry in one transaction. The partner's account row is locked first
  * (SELECT … FOR UPDATE), so concurrent movements serialise and each sees the balance the previous one left.
+ * The movement's event, and `credit.balance_low` when it crosses the partner's threshold downwards, are written
+ * in the same transaction: every module's charges and refunds get their events here, once.
  */
 async function post(
   db: DbOrTx,
   clock: Clock,
-  kind: LedgerEntryKind,
+  kind: MovementKind,
   signedAmount: number,
   movement: Movement,
   paymentReference: string | null = null,
@@ -81,10 +103,11 @@ async function post(
       );
     }
     const now = clock.now();
-    await tx
+    const [updatedAccount] = await tx
       .update(creditAccounts)
       .set({ balanceCents: balanceAfter, updatedAt: now })
-      .where(eq(creditAccounts.partnerId, movement.partnerId));
+      .where(eq(creditAccounts.partnerId, movement.partnerId))
+      .returning();
     const [row] = await tx
       .insert(creditLedgerEntries)
       .values({
@@ -101,7 +124,14 @@ async function post(
         createdAt: now,
       })
       .returning();
-    return ledgerEntryView(row!);
+    const entry = ledgerEntryView(row!);
+    await recordEvent(tx, clock, { partnerId: movement.partnerId, type: movementEvents[kind], object: entry });
+    const threshold = account.lowBalanceThresholdCents;
+    // Only the movement that crosses the threshold warns; later ones below it stay silent until the balance is back at or above it.
+    if (threshold !== null && account.balanceCents >= threshold && balanceAfter < threshold) {
+      await recordEvent(tx, clock, { partnerId: movement.partnerId, type: 'credit.balance_low', object: balanceView(updatedAccount!) });
+    }
+    return entry;
   });
 }
 
@@ -150,15 +180,21 @@ export async function topUp(
   }
 }
 
-export async function getBalance(db: DbOrTx, partnerId: string) {
+export async function getBalance(db: DbOrTx, partnerId: string): Promise<BalanceView> {
   const [account] = await db.select().from(creditAccounts).where(eq(creditAccounts.partnerId, partnerId));
   if (!account) throw new Error(`partner ${partnerId} has no credit account`);
-  return {
-    object: 'credit_balance' as const,
-    balance: account.balanceCents,
-    currency: 'EUR' as const,
-    updated_at: account.updatedAt.toISOString(),
-  };
+  return balanceView(account);
+}
+
+/** Sets (or with null turns off) the balance below which a movement emits `credit.balance_low`. */
+export async function setLowBalanceThreshold(db: DbOrTx, clock: Clock, partnerId: string, thresholdCents: number | null): Promise<BalanceView> {
+  const [account] = await db
+    .update(creditAccounts)
+    .set({ lowBalanceThresholdCents: thresholdCents, updatedAt: clock.now() })
+    .where(eq(creditAccounts.partnerId, partnerId))
+    .returning();
+  if (!account) throw new Error(`partner ${partnerId} has no credit account`);
+  return balanceView(account);
 }
 
 export interface LedgerQuery {

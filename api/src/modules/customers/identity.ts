@@ -3,6 +3,7 @@ import { customers, identityDocuments, type Db, type IdentityDocumentType } from
 import type { Clock } from '../../clock.ts';
 import { invalid, notFound } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
+import { recordEvent } from '../../events/record.ts';
 import { activatePendingMailboxes } from '../mailboxes/service.ts';
 
 type Row = typeof identityDocuments.$inferSelect;
@@ -58,8 +59,10 @@ export async function addIdentityDocument(db: Db, clock: Clock, partnerId: strin
         createdAt: now,
       })
       .returning();
-    const activated = await activatePendingMailboxes(tx, partnerId, customerId, now);
-    return { ...identityView(row!), activated_mailboxes: activated };
+    const document = identityView(row!);
+    await recordEvent(tx, clock, { partnerId, type: 'identity_document.created', object: document });
+    const activated = await activatePendingMailboxes(tx, clock, partnerId, customerId, now);
+    return { ...document, activated_mailboxes: activated };
   });
 }
 

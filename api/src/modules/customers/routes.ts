@@ -138,5 +138,5 @@ export async function customerRoutes(app: App, { db, clock }: AppDeps): Promise<
       params: IdParams,
       response: { 200: DeletedCustomer, ...problemResponses(404, 409) },
     },
-  }, async (request) => deleteCustomer(db, partnerOf(request).partnerId, request.params.id));
+  }, async (request) => deleteCustomer(db, clock, partnerOf(request).partnerId, request.params.id));
 }

@@ -1,9 +1,12 @@
+import { isDeepStrictEqual } from 'node:util';
 import { and, desc, eq, ilike, lt } from 'drizzle-orm';
 import { customers, type CustomerType, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { isStillReferenced } from '../../db-errors.ts';
 import { newId } from '../../ids.ts';
 import { conflict, invalid, notFound, type FieldError } from '../../http/problem.ts';
+import { recordEvent } from '../../events/record.ts';
+import { changedAttributes } from '../events/service.ts';
 import type { Customer, CustomerCreate, CustomerUpdate } from './schemas.ts';
 import {
   normalizePartitaIva,
@@ -55,8 +58,8 @@ export function customerView(row: Row): Customer {
   };
 }
 
-const fieldsOf = (row: Row): CustomerFields => {
-  const { id: _id, object: _object, created_at: _c, updated_at: _u, ...fields } = customerView(row);
+const fieldsOf = (view: Customer): CustomerFields => {
+  const { id: _id, object: _object, created_at: _c, updated_at: _u, ...fields } = view;
   return fields;
 };
 
@@ -172,12 +175,16 @@ export async function createCustomer(db: DbOrTx, clock: Clock, partnerId: string
     public_procurement: input.public_procurement ?? null,
     metadata: input.metadata ?? {},
   });
-  const now = clock.now();
-  const [row] = await db
-    .insert(customers)
-    .values({ id: newId('cus', now), partnerId, ...toColumns(fields), createdAt: now, updatedAt: now })
-    .returning();
-  return customerView(row!);
+  return db.transaction(async (tx) => {
+    const now = clock.now();
+    const [row] = await tx
+      .insert(customers)
+      .values({ id: newId('cus', now), partnerId, ...toColumns(fields), createdAt: now, updatedAt: now })
+      .returning();
+    const customer = customerView(row!);
+    await recordEvent(tx, clock, { partnerId, type: 'customer.created', object: customer });
+    return customer;
+  });
 }
 
 async function findRow(db: DbOrTx, partnerId: string, id: string, forUpdate = false): Promise<Row> {
@@ -199,7 +206,9 @@ export async function updateCustomer(
   patch: CustomerUpdate,
 ): Promise<Customer> {
   return db.transaction(async (tx) => {
-    const current = fieldsOf(await findRow(tx, partnerId, id, true));
+    const stored = await findRow(tx, partnerId, id, true);
+    const before = customerView(stored);
+    const current = fieldsOf(before);
     const { metadata: metadataPatch, ...rest } = patch;
     const merged: CustomerFields = { ...current };
     for (const [key, value] of Object.entries(rest)) {
@@ -225,24 +234,34 @@ export async function updateCustomer(
       merged.metadata = metadata;
     }
     const fields = checkRules(merged);
+    // A PATCH that changes nothing writes nothing: updated_at stays and no customer.updated is emitted.
+    if (isDeepStrictEqual(fieldsOf(customerView({ ...stored, ...toColumns(fields) })), current)) return before;
     const [row] = await tx
       .update(customers)
       .set({ ...toColumns(fields), updatedAt: clock.now() })
       .where(and(eq(customers.id, id), eq(customers.partnerId, partnerId)))
       .returning();
-    return customerView(row!);
+    const customer = customerView(row!);
+    await recordEvent(tx, clock, { partnerId, type: 'customer.updated', object: customer, previousAttributes: changedAttributes(before, customer) });
+    return customer;
   });
 }
 
-/** Services (domains, mailboxes) reference customers with ON DELETE RESTRICT: the database refuses, we explain. */
-export async function deleteCustomer(db: DbOrTx, partnerId: string, id: string): Promise<{ id: string; object: 'customer'; deleted: true }> {
+/**
+ * Services (domains, mailboxes) reference customers with ON DELETE RESTRICT: the database refuses, we explain.
+ * The `customer.deleted` event carries the customer as it was last shown, which the receiver may no longer have.
+ */
+export async function deleteCustomer(db: DbOrTx, clock: Clock, partnerId: string, id: string): Promise<{ id: string; object: 'customer'; deleted: true }> {
   try {
-    const [row] = await db
-      .delete(customers)
-      .where(and(eq(customers.id, id), eq(customers.partnerId, partnerId)))
-      .returning({ id: customers.id });
-    if (!row) throw notFound('customer', id);
-    return { id: row.id, object: 'customer', deleted: true };
+    return await db.transaction(async (tx) => {
+      const [row] = await tx
+        .delete(customers)
+        .where(and(eq(customers.id, id), eq(customers.partnerId, partnerId)))
+        .returning();
+      if (!row) throw notFound('customer', id);
+      await recordEvent(tx, clock, { partnerId, type: 'customer.deleted', object: customerView(row) });
+      return { id: row.id, object: 'customer' as const, deleted: true as const };
+    });
   } catch (error) {
     if (isStillReferenced(error)) {
       throw conflict('customer_has_services', `The customer '${id}' still has services (domains or mailboxes); cancel them first.`);

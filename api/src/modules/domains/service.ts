@@ -7,7 +7,11 @@ import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts
 import { newId, randomToken } from '../../ids.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
+import type { EventType } from '../../events/catalogue.ts';
+import { recordEvent } from '../../events/record.ts';
 import { charge } from '../credit/service.ts';
+import { changedAttributes } from '../events/service.ts';
+import { resumeMailboxesOfDomain, suspendMailboxesOfDomain } from '../mailboxes/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { checkDomainRecords, type RecordCheck } from './dns-check.ts';
 import { analyzeDomainName } from './names.ts';
@@ -78,6 +82,15 @@ export function domainView(config: AppConfig, row: Row) {
 }
 export type DomainView = ReturnType<typeof domainView>;
 
+type DomainEventType = Extract<EventType, `domain.${string}`>;
+
+/** Records the event of one change of a domain, from the row before it to the row stored now. */
+async function recordChange(tx: DbOrTx, clock: Clock, config: AppConfig, type: DomainEventType, before: Row, after: Row): Promise<DomainView> {
+  const object = domainView(config, after);
+  await recordEvent(tx, clock, { partnerId: after.partnerId, type, object, previousAttributes: changedAttributes(domainView(config, before), object) });
+  return object;
+}
+
 /** The provider's own domains, shown in the same shape as custom ones; their id is `pdm_` + the name. */
 export function providerDomainViews(config: AppConfig): DomainView[] {
   return config.providerDomains.map((name) => ({
@@ -144,24 +157,28 @@ export async function createDomain(deps: DomainDeps, partnerId: string, input: {
   }
   const analyzed = analyzeDomainName(input.name, config.providerDomains);
   if (!analyzed.ok) throw new Error('unreachable: checked above');
-  const now = clock.now();
   try {
-    const [row] = await db
-      .insert(domains)
-      .values({
-        id: newId('dom', now),
-        partnerId,
-        customerId: input.customer,
-        name: analyzed.name.ascii,
-        unicodeName: analyzed.name.unicode,
-        level: analyzed.name.level,
-        status: 'pending_verification',
-        verificationToken: randomToken(32),
-        createdAt: now,
-        updatedAt: now,
-      })
-      .returning();
-    return domainView(config, row!);
+    return await db.transaction(async (tx) => {
+      const now = clock.now();
+      const [row] = await tx
+        .insert(domains)
+        .values({
+          id: newId('dom', now),
+          partnerId,
+          customerId: input.customer,
+          name: analyzed.name.ascii,
+          unicodeName: analyzed.name.unicode,
+          level: analyzed.name.level,
+          status: 'pending_verification',
+          verificationToken: randomToken(32),
+          createdAt: now,
+          updatedAt: now,
+        })
+        .returning();
+      const domain = domainView(config, row!);
+      await recordEvent(tx, clock, { partnerId, type: 'domain.created', object: domain });
+      return domain;
+    });
   } catch (error) {
     if (isUniqueViolation(error, 'domains_pending_name_key')) throw conflict('domain_already_requested', `You already have a pending request for ${analyzed.name.ascii}.`);
     throw error;
@@ -243,11 +260,9 @@ export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner
         .set({ status: 'certified', certifiedAt: now, degradedAt: null, decertifiedAt: null, updatedAt: now })
         .where(eq(domains.id, id))
         .returning();
-      // Mailboxes suspended only because the domain lost its certification work again.
-      await tx
-        .update(mailboxes)
-        .set({ status: 'active', suspensionReason: null, suspendedAt: null, updatedAt: now })
-        .where(and(eq(mailboxes.domainId, id), eq(mailboxes.status, 'suspended'), eq(mailboxes.suspensionReason, 'domain_decertified')));
+      // The check is part of this call's change, though stored before it so that a failed verification keeps it.
+      const domain = await recordChange(tx, clock, config, 'domain.certified', { ...row, lastCheck: before.lastCheck }, updated!);
+      await resumeMailboxesOfDomain(tx, clock, id, now);
       await charge(tx, clock, {
         partnerId,
         amount: prices.domain_certification.unit_amount,
@@ -255,7 +270,7 @@ export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner
         item: { type: 'domain', id },
         requestId,
       });
-      return domainView(config, updated!);
+      return domain;
     });
   } catch (error) {
     if (isUniqueViolation(error, 'domains_certified_name_key')) {
@@ -265,7 +280,14 @@ export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner
   }
 }
 
-async function update(deps: DomainDeps, partnerId: string, id: string, action: DomainAction, change: (row: Row, now: Date, tx: DbOrTx) => Partial<Row> | Promise<Partial<Row>>) {
+async function update(
+  deps: DomainDeps,
+  partnerId: string,
+  id: string,
+  action: DomainAction,
+  event: DomainEventType,
+  change: (row: Row, now: Date, tx: DbOrTx) => Partial<Row> | Promise<Partial<Row>>,
+) {
   return deps.db.transaction(async (tx) => {
     const row = await findRow(tx, partnerId, id, true);
     assertTransition(transitions, 'domain', id, row.status, action);
@@ -275,16 +297,16 @@ async function update(deps: DomainDeps, partnerId: string, id: string, action: D
       .set({ ...(await change(row, now, tx)), updatedAt: now })
       .where(eq(domains.id, id))
       .returning();
-    return domainView(deps.config, updated!);
+    return recordChange(tx, deps.clock, deps.config, event, row, updated!);
   });
 }
 
 export const withdrawDomain = (deps: DomainDeps, partnerId: string, id: string) =>
-  update(deps, partnerId, id, 'withdraw', (_row, now) => ({ status: 'withdrawn', withdrawnAt: now }));
+  update(deps, partnerId, id, 'withdraw', 'domain.withdrawn', (_row, now) => ({ status: 'withdrawn', withdrawnAt: now }));
 
 /** Cancellation takes effect at `at` (default: now + 30 days' notice); mailboxes must be gone by then. */
 export async function requestDomainCancellation(deps: DomainDeps, partnerId: string, id: string, at: Date | undefined) {
-  return update(deps, partnerId, id, 'request_cancellation', async (row, now, tx) => {
+  return update(deps, partnerId, id, 'request_cancellation', 'domain.updated', async (row, now, tx) => {
     if (row.cancelAt) throw conflict('cancellation_already_requested', `Cancellation of domain '${id}' is already scheduled for ${row.cancelAt.toISOString()}.`);
     const cancelAt = at ?? new Date(now.getTime() + 30 * DAY_MS);
     if (cancelAt.getTime() < now.getTime()) {
@@ -302,14 +324,14 @@ export async function requestDomainCancellation(deps: DomainDeps, partnerId: str
 }
 
 export const undoDomainCancellation = (deps: DomainDeps, partnerId: string, id: string) =>
-  update(deps, partnerId, id, 'undo_cancellation', (row) => {
+  update(deps, partnerId, id, 'undo_cancellation', 'domain.updated', (row) => {
     if (!row.cancelAt) throw conflict('no_cancellation_requested', `Domain '${id}' has no cancellation to undo.`);
     return { cancelAt: null };
   });
 
 export async function changeDomainCustomer(deps: DomainDeps, partnerId: string, id: string, customerId: string) {
   await findCustomer(deps.db, partnerId, customerId);
-  return update(deps, partnerId, id, 'change_customer', () => ({ customerId }));
+  return update(deps, partnerId, id, 'change_customer', 'domain.updated', () => ({ customerId }));
 }
 
 /**
@@ -324,7 +346,8 @@ export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: 
     await db.transaction(async (tx) => {
       const [locked] = await tx.select().from(domains).where(eq(domains.id, row.id)).for('update', { skipLocked: true });
       if (!locked || !locked.cancelAt || locked.cancelAt > now || !['certified', 'degraded'].includes(locked.status)) return;
-      await tx.update(domains).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(domains.id, row.id));
+      const [updated] = await tx.update(domains).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(domains.id, row.id)).returning();
+      await recordChange(tx, clock, config, 'domain.cancelled', locked, updated!);
     });
   }
 
@@ -335,18 +358,23 @@ export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: 
       const [locked] = await tx.select().from(domains).where(eq(domains.id, row.id)).for('update', { skipLocked: true });
       if (!locked || !['certified', 'degraded'].includes(locked.status)) return;
       const changes: Partial<Row> = { lastCheck: check, lastCheckedAt: now };
+      // Only a change of status is an event: a passing check that changes nothing else is not news.
+      let event: DomainEventType | null = null;
       if (check.ok) {
-        if (locked.status === 'degraded') Object.assign(changes, { status: 'certified', degradedAt: null, updatedAt: now });
+        if (locked.status === 'degraded') {
+          Object.assign(changes, { status: 'certified', degradedAt: null, updatedAt: now });
+          event = 'domain.recertified';
+        }
       } else if (locked.status === 'certified') {
         Object.assign(changes, { status: 'degraded', degradedAt: now, updatedAt: now });
+        event = 'domain.degraded';
       } else if (locked.degradedAt && now.getTime() - locked.degradedAt.getTime() >= config.domainDecertifyAfterDays * DAY_MS) {
         Object.assign(changes, { status: 'decertified', decertifiedAt: now, updatedAt: now });
-        await tx
-          .update(mailboxes)
-          .set({ status: 'suspended', suspensionReason: 'domain_decertified', suspendedAt: now, updatedAt: now })
-          .where(and(eq(mailboxes.domainId, row.id), eq(mailboxes.status, 'active')));
+        event = 'domain.decertified';
       }
-      await tx.update(domains).set(changes).where(eq(domains.id, row.id));
+      const [updated] = await tx.update(domains).set(changes).where(eq(domains.id, row.id)).returning();
+      if (event) await recordChange(tx, clock, config, event, locked, updated!);
+      if (event === 'domain.decertified') await suspendMailboxesOfDomain(tx, clock, row.id, now);
     });
   }
 }

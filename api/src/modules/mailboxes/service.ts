@@ -7,6 +7,8 @@ import type { Clock } from '../../clock.ts';
 import type { AppConfig } from '../../config.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
 import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts';
+import type { EventType } from '../../events/catalogue.ts';
+import { recordEvent } from '../../events/record.ts';
 import { newId } from '../../ids.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
 import { generatePassword, hashPassword } from '../../passwords.ts';
@@ -15,6 +17,7 @@ import { renewAddons } from '../addons/service.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
+import { changedAttributes } from '../events/service.ts';
 
 type Row = typeof mailboxes.$inferSelect;
 
@@ -90,6 +93,30 @@ export function mailboxView(row: Row) {
   };
 }
 export type MailboxView = ReturnType<typeof mailboxView>;
+
+type MailboxEventType = Extract<EventType, `mailbox.${string}`>;
+
+/** Records the events of one change of a mailbox, from the row before it to the row stored now. */
+async function recordChange(tx: DbOrTx, clock: Clock, types: MailboxEventType[], before: Row, after: Row): Promise<MailboxView> {
+  const object = mailboxView(after);
+  const previousAttributes = changedAttributes(mailboxView(before), object);
+  for (const type of types) await recordEvent(tx, clock, { partnerId: after.partnerId, type, object, previousAttributes });
+  return object;
+}
+
+/** A renewal is also a plan change when a change scheduled for it took effect. */
+const renewalEvents = (before: Row, after: Row): MailboxEventType[] =>
+  before.plan === after.plan ? ['mailbox.renewed'] : ['mailbox.renewed', 'mailbox.plan_changed'];
+
+/** Applies a change to each locked row, one event per mailbox (activations, suspensions and resumptions in bulk). */
+async function changeEach(tx: DbOrTx, clock: Clock, type: MailboxEventType, rows: Row[], changes: (row: Row) => Partial<Row>): Promise<MailboxView[]> {
+  const views: MailboxView[] = [];
+  for (const row of rows) {
+    const [updated] = await tx.update(mailboxes).set(changes(row)).where(eq(mailboxes.id, row.id)).returning();
+    views.push(await recordChange(tx, clock, [type], row, updated!));
+  }
+  return views;
+}
 
 const fieldError = (pointer: string, code: string, detail: string) => invalid([{ pointer, location: 'body', code, detail }], `${pointer.slice(1)} ${detail}.`);
 
@@ -220,6 +247,8 @@ export async function createMailbox(deps: MailboxDeps, partnerId: string, input:
           updatedAt: now,
         })
         .returning();
+      // Never the password: events are the mailbox as GET shows it.
+      await recordEvent(tx, clock, { partnerId, type: 'mailbox.created', object: mailboxView(inserted!) });
       await charge(tx, clock, {
         partnerId,
         amount: plan.unit_amount * termYears,
@@ -277,12 +306,16 @@ export async function listMailboxes(deps: MailboxDeps, partnerId: string, query:
   return rows.map(mailboxView);
 }
 
-/** Locks the mailbox, checks the transition, applies the change; `work` may charge in the same transaction. */
+/**
+ * Locks the mailbox, checks the transition, applies the change and records its events; `work` may charge in the
+ * same transaction.
+ */
 async function mutate(
   deps: MailboxDeps,
   partnerId: string,
   id: string,
   action: MailboxAction,
+  events: MailboxEventType | ((before: Row, after: Row) => MailboxEventType[]),
   work: (row: Row, now: Date, tx: DbOrTx) => Promise<Partial<Row>> | Partial<Row>,
 ): Promise<MailboxView> {
   return deps.db.transaction(async (tx) => {
@@ -291,15 +324,15 @@ async function mutate(
     const now = deps.clock.now();
     const changes = await work(row, now, tx);
     const [updated] = await tx.update(mailboxes).set({ ...changes, updatedAt: now }).where(eq(mailboxes.id, id)).returning();
-    return mailboxView(updated!);
+    return recordChange(tx, deps.clock, typeof events === 'string' ? [events] : events(row, updated!), row, updated!);
   });
 }
 
 export const suspendMailbox = (deps: MailboxDeps, partnerId: string, id: string) =>
-  mutate(deps, partnerId, id, 'suspend', (_row, now) => ({ status: 'suspended', suspensionReason: 'requested', suspendedAt: now }));
+  mutate(deps, partnerId, id, 'suspend', 'mailbox.suspended', (_row, now) => ({ status: 'suspended', suspensionReason: 'requested', suspendedAt: now }));
 
 export const resumeMailbox = (deps: MailboxDeps, partnerId: string, id: string) =>
-  mutate(deps, partnerId, id, 'resume', async (row, now, tx) => {
+  mutate(deps, partnerId, id, 'resume', 'mailbox.resumed', async (row, now, tx) => {
     if (row.expiresAt && row.expiresAt <= now) {
       throw conflict('mailbox_term_ended', `Mailbox '${id}' reached the end of its term on ${row.expiresAt.toISOString()}; renew it to resume.`);
     }
@@ -322,7 +355,7 @@ export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: st
   if (when === 'date' && !date) throw fieldError('/date', 'required', "is required when 'when' is 'date'");
   if (when !== 'date' && date) throw fieldError('/date', 'not_allowed', "is only for 'when': 'date'");
   if (when === 'now') {
-    return mutate(deps, partnerId, id, 'cancel', async (row, now, tx) => {
+    return mutate(deps, partnerId, id, 'cancel', 'mailbox.cancelled', async (row, now, tx) => {
       if (row.status === 'pending_identification') {
         const paid = deps.prices.mailbox_plans[row.plan].unit_amount * row.termYears;
         await refund(tx, deps.clock, { partnerId, amount: paid, description: `Refund: mailbox ${row.address} cancelled before activation`, item: { type: 'mailbox', id }, requestId });
@@ -330,7 +363,7 @@ export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: st
       return { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null };
     });
   }
-  return mutate(deps, partnerId, id, 'schedule_cancellation', (row, now) => {
+  return mutate(deps, partnerId, id, 'schedule_cancellation', 'mailbox.updated', (row, now) => {
     if (row.cancelAt) throw conflict('cancellation_already_scheduled', `Mailbox '${id}' is already scheduled for cancellation at ${row.cancelAt.toISOString()}.`);
     const cancelAt = when === 'term_end' ? row.expiresAt! : new Date(date!);
     if (cancelAt <= now) throw fieldError('/date', 'out_of_range', 'must be in the future');
@@ -340,7 +373,7 @@ export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: st
 }
 
 export const undoMailboxCancellation = (deps: MailboxDeps, partnerId: string, id: string) =>
-  mutate(deps, partnerId, id, 'undo_cancellation', (row) => {
+  mutate(deps, partnerId, id, 'undo_cancellation', 'mailbox.updated', (row) => {
     if (!row.cancelAt) throw conflict('no_cancellation_scheduled', `Mailbox '${id}' has no scheduled cancellation to undo.`);
     return { cancelAt: null };
   });
@@ -374,7 +407,7 @@ async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: num
 }
 
 export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, termYears: number, requestId: string | null) =>
-  mutate(deps, partnerId, id, 'renew', async (row, now, tx) => {
+  mutate(deps, partnerId, id, 'renew', renewalEvents, async (row, now, tx) => {
     if (row.cancelAt) throw conflict('cancellation_scheduled', `Mailbox '${id}' is scheduled for cancellation; undo it before renewing.`);
     if (row.status === 'suspended' && row.suspensionReason !== 'insufficient_credit') {
       throw conflict('mailbox_suspended', `Mailbox '${id}' is suspended (${row.suspensionReason}); resume it first.`);
@@ -387,7 +420,7 @@ export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, t
  * or refunded to credit (downgrade), pro rata by the second; `renewal`: recorded and applied at the next renewal.
  */
 export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: string, plan: MailboxPlan, when: 'now' | 'renewal', requestId: string | null) =>
-  mutate(deps, partnerId, id, 'change_plan', async (row, now, tx) => {
+  mutate(deps, partnerId, id, 'change_plan', when === 'now' ? 'mailbox.plan_changed' : 'mailbox.updated', async (row, now, tx) => {
     if (when === 'renewal') return { planAtRenewal: plan === row.plan ? null : plan };
     if (plan === row.plan) throw conflict('plan_unchanged', `Mailbox '${id}' is already on the ${plan} plan.`);
     const spec = deps.prices.mailbox_plans[plan];
@@ -411,30 +444,45 @@ export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: stri
   });
 
 export const setRenewalMode = (deps: MailboxDeps, partnerId: string, id: string, mode: RenewalMode) =>
-  mutate(deps, partnerId, id, 'change_renewal_mode', () => ({ renewalMode: mode }));
+  mutate(deps, partnerId, id, 'change_renewal_mode', 'mailbox.updated', () => ({ renewalMode: mode }));
 
 export async function resetPassword(deps: MailboxDeps, partnerId: string, id: string, chosen: string | undefined) {
   if (chosen !== undefined) validatePassword(chosen);
   const password = chosen ?? generatePassword();
   const passwordHash = await hashPassword(password);
-  const mailbox = await mutate(deps, partnerId, id, 'reset_password', (_row, now) => ({ passwordHash, passwordChangedAt: now }));
+  const mailbox = await mutate(deps, partnerId, id, 'reset_password', 'mailbox.updated', (_row, now) => ({ passwordHash, passwordChangedAt: now }));
   return { object: 'mailbox_password' as const, mailbox: id, changed_at: mailbox.password_changed_at, ...(chosen === undefined ? { password } : {}) };
 }
 
 /** Called when a customer's identity document arrives: its waiting mailboxes start their term now. */
-export async function activatePendingMailboxes(tx: DbOrTx, partnerId: string, customerId: string, now: Date): Promise<number> {
+export async function activatePendingMailboxes(tx: DbOrTx, clock: Clock, partnerId: string, customerId: string, now: Date): Promise<number> {
   const pending = await tx
     .select()
     .from(mailboxes)
     .where(and(eq(mailboxes.partnerId, partnerId), eq(mailboxes.customerId, customerId), eq(mailboxes.status, 'pending_identification')))
+    .orderBy(mailboxes.id)
     .for('update');
-  for (const row of pending) {
-    await tx
-      .update(mailboxes)
-      .set({ status: 'active', activatedAt: now, expiresAt: addYears(now, row.termYears), updatedAt: now })
-      .where(eq(mailboxes.id, row.id));
-  }
-  return pending.length;
+  const activated = await changeEach(tx, clock, 'mailbox.activated', pending, (row) => ({
+    status: 'active', activatedAt: now, expiresAt: addYears(now, row.termYears), updatedAt: now,
+  }));
+  return activated.length;
+}
+
+/** A de-certified domain's active mailboxes are suspended with it. */
+export async function suspendMailboxesOfDomain(tx: DbOrTx, clock: Clock, domainId: string, now: Date): Promise<void> {
+  const active = await tx.select().from(mailboxes).where(and(eq(mailboxes.domainId, domainId), eq(mailboxes.status, 'active'))).orderBy(mailboxes.id).for('update');
+  await changeEach(tx, clock, 'mailbox.suspended', active, () => ({ status: 'suspended', suspensionReason: 'domain_decertified', suspendedAt: now, updatedAt: now }));
+}
+
+/** Mailboxes suspended only because their domain lost its certification work again once it is certified. */
+export async function resumeMailboxesOfDomain(tx: DbOrTx, clock: Clock, domainId: string, now: Date): Promise<void> {
+  const suspended = await tx
+    .select()
+    .from(mailboxes)
+    .where(and(eq(mailboxes.domainId, domainId), eq(mailboxes.status, 'suspended'), eq(mailboxes.suspensionReason, 'domain_decertified')))
+    .orderBy(mailboxes.id)
+    .for('update');
+  await changeEach(tx, clock, 'mailbox.resumed', suspended, () => ({ status: 'active', suspensionReason: null, suspendedAt: null, updatedAt: now }));
 }
 
 const NOTICES: [MailboxNoticeKind, number][] = [['expires_in_30_days', 30], ['expires_in_7_days', 7], ['expires_in_1_day', 1]];
@@ -461,8 +509,12 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
     await db.transaction(async (tx) => {
       const [row] = await tx.select().from(mailboxes).where(eq(mailboxes.id, id)).for('update', { skipLocked: true });
       if (!row || (row.status !== 'active' && row.status !== 'suspended')) return;
+      const apply = async (on: DbOrTx, events: MailboxEventType[] | ((before: Row, after: Row) => MailboxEventType[]), changes: Partial<Row>) => {
+        const [updated] = await on.update(mailboxes).set({ ...changes, updatedAt: now }).where(eq(mailboxes.id, id)).returning();
+        await recordChange(on, deps.clock, Array.isArray(events) ? events : events(row, updated!), row, updated!);
+      };
       if (row.cancelAt && row.cancelAt <= now) {
-        await tx.update(mailboxes).set({ status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null, updatedAt: now }).where(eq(mailboxes.id, id));
+        await apply(tx, ['mailbox.cancelled'], { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null });
         return;
       }
       if (!row.expiresAt || row.expiresAt > now) return;
@@ -470,35 +522,41 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
       const renewable = row.renewalMode === 'auto' && (row.status === 'active' || row.suspensionReason === 'insufficient_credit');
       if (renewable) {
         try {
-          await tx.transaction(async (inner) => {
-            const changes = await renewTerm(deps, inner, row, row.termYears, now, null);
-            await inner.update(mailboxes).set({ ...changes, updatedAt: now }).where(eq(mailboxes.id, id));
-          });
+          // A savepoint: a renewal short of credit leaves no charge and no event behind.
+          await tx.transaction(async (inner) => apply(inner, renewalEvents, await renewTerm(deps, inner, row, row.termYears, now, null)));
           return;
         } catch (error) {
           if (!(error instanceof ProblemError && error.code === 'insufficient_credit')) throw error;
         }
         if (!pastGrace && row.status === 'active') {
-          await tx.update(mailboxes).set({ status: 'suspended', suspensionReason: 'insufficient_credit', suspendedAt: now, updatedAt: now }).where(eq(mailboxes.id, id));
+          await apply(tx, ['mailbox.suspended'], { status: 'suspended', suspensionReason: 'insufficient_credit', suspendedAt: now });
           return;
         }
       }
       if (pastGrace) {
-        await tx.update(mailboxes).set({ status: 'expired', expiredAt: now, suspensionReason: null, updatedAt: now }).where(eq(mailboxes.id, id));
+        await apply(tx, ['mailbox.expired'], { status: 'expired', expiredAt: now, suspensionReason: null });
       }
     });
   }
 
-  for (const [kind, days] of NOTICES) {
-    await db.execute(sql`
-      insert into ${mailboxNotices} (id, partner_id, mailbox_id, kind, expires_at, created_at)
-      select 'ntc_' || substr(md5(${mailboxes.id} || ${kind} || ${mailboxes.expiresAt}::text), 1, 26), ${mailboxes.partnerId}, ${mailboxes.id}, ${kind}, ${mailboxes.expiresAt}, ${now.toISOString()}::timestamptz
-      from ${mailboxes}
-      where ${mailboxes.status} = 'active' and ${mailboxes.cancelAt} is null
-        and ${mailboxes.expiresAt} > ${now.toISOString()}::timestamptz
-        and ${mailboxes.expiresAt} <= ${new Date(now.getTime() + days * DAY_MS).toISOString()}::timestamptz
-      on conflict (mailbox_id, kind, expires_at) do nothing`);
-  }
+  // Each notice recorded now (once per mailbox, kind and term) is announced by a `mailbox.expiring` event.
+  await db.transaction(async (tx) => {
+    for (const [kind, days] of NOTICES) {
+      const recorded = await tx.execute<{ mailbox_id: string }>(sql`
+        insert into ${mailboxNotices} (id, partner_id, mailbox_id, kind, expires_at, created_at)
+        select 'ntc_' || substr(md5(${mailboxes.id} || ${kind} || ${mailboxes.expiresAt}::text), 1, 26), ${mailboxes.partnerId}, ${mailboxes.id}, ${kind}, ${mailboxes.expiresAt}, ${now.toISOString()}::timestamptz
+        from ${mailboxes}
+        where ${mailboxes.status} = 'active' and ${mailboxes.cancelAt} is null
+          and ${mailboxes.expiresAt} > ${now.toISOString()}::timestamptz
+          and ${mailboxes.expiresAt} <= ${new Date(now.getTime() + days * DAY_MS).toISOString()}::timestamptz
+        on conflict (mailbox_id, kind, expires_at) do nothing
+        returning mailbox_id`);
+      const ids = [...recorded].map((notice) => notice.mailbox_id);
+      if (ids.length === 0) continue;
+      const rows = await tx.select().from(mailboxes).where(inArray(mailboxes.id, ids)).orderBy(mailboxes.id);
+      for (const row of rows) await recordEvent(tx, deps.clock, { partnerId: row.partnerId, type: 'mailbox.expiring', object: mailboxView(row) });
+    }
+  });
 }
 
 export async function listNotices(deps: MailboxDeps, partnerId: string, mailboxId: string) {
