@@ -1,13 +1,15 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { certificateSha1Hex } from '../api/src/pec/identity.ts';
+import { certificateSha1Hex, createProviderIdentity } from '../api/src/pec/identity.ts';
+import { buildDeliveryReceipt, newPecMessageId, signAndAssemble, type PecTransaction } from '../api/src/pec/messages/index.ts';
 import { inspectPecMessage } from '../api/src/pec/inspect.ts';
 import { verifyLogChain } from '../api/src/pec/log-register.ts';
 import { toLdif } from '../api/src/pec/provider-index.ts';
-import { verifySignedEntity } from '../api/src/pec/smime.ts';
+import { createSigner, verifySignedEntity } from '../api/src/pec/smime.ts';
 import { EICAR_TEST_FILE } from '../api/src/pec/virus-scanner.ts';
 import { api } from './helpers/fixtures.ts';
 import { DAYS, harness, json, type Harness } from './helpers/harness.ts';
@@ -369,4 +371,56 @@ t.test("POST /v1/pec/verify on real providers' messages: type, daticert, signatu
   t.match(await verify(tampered), { consistent: false, signature: { valid: false } });
   const empty = await h.app.inject({ method: 'POST', url: '/v1/pec/verify', headers: { ...p.headers, 'content-type': 'application/json' }, payload: {} });
   t.equal(empty.statusCode, 415);
+});
+
+t.test("a receipt signed by a provider that does not manage the recipient's domain is an anomaly, never a delivery", async (t) => {
+  // Another provider in the index (its server unreachable: its receipts are made here and handed in).
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pec-forged-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const remote = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
+  const identity = await createProviderIdentity({ providerName: remote.name, domain: remote.domain, now: new Date('2026-11-01T00:00:00Z') });
+  const remoteSigner = await createSigner(identity);
+  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  await writeFile(path.join(dir, 'index.ldif'), toLdif({
+    dn: `providerName=${remote.name},o=postacert`, providerName: remote.name, managedDomains: [remote.domain],
+    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
+  }));
+  const unreachable = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => unreachable.once('listening', resolve));
+  const closedPort = (unreachable.address() as net.AddressInfo).port;
+  await new Promise((resolve) => unreachable.close(resolve));
+  const { h, alice } = await setup(t, { PEC_PROVIDER_INDEX_FILE: path.join(dir, 'index.ldif'), PEC_SMTP_ROUTES: `${remote.domain}=127.0.0.1:${closedPort}` });
+
+  const anna = `anna@${remote.domain}`;
+  const nobody = 'nessuno@pec.example.it';
+  const sent = (await alice.post('/messages', { to: [anna, nobody], subject: 'Offerta', text: 'Testo' })).body;
+  await h.app.pec.drain();
+  const statuses = async () => Object.fromEntries((await h.database.db.execute<{ address: string; status: string }>(
+    sql`select r.address, r.status from pec_recipients r join pec_transactions x on x.id = r.transaction_id where x.pec_message_id = ${sent.pec_message_id} order by r.address`,
+  )).map((r) => [r.address, r.status]));
+  t.same(await statuses(), { [anna]: 'pending', [nobody]: 'failed' }, 'the unknown local address failed here');
+
+  const tx: PecTransaction = {
+    provider: remote, at: h.clock.now(), pecMessageId: sent.pec_message_id, originalMessageId: '<offerta@pec.example.it>', sender: alice.address,
+    recipients: [anna, nobody].map((address) => ({ address, type: 'certificato' as const, header: 'To' as const })), subject: 'Offerta', receiptType: 'sintetica',
+  };
+  const receipt = async (recipient: string) => signAndAssemble(
+    await buildDeliveryReceipt(tx, { messageId: newPecMessageId(remote.domain, h.clock.now()), recipient, postacert: Buffer.alloc(0) }), remoteSigner);
+  const before = { receipts: (await alice.folder('receipts')).length, inbox: (await alice.folder('inbox')).length };
+
+  // The remote provider certifies a delivery to a mailbox on OUR domain: a forgery, whatever its valid signature.
+  await h.app.pec.receive(await receipt(nobody), { mailFrom: identity.serviceAddress, rcptTo: [alice.address] });
+  await h.app.pec.drain();
+  t.same(await statuses(), { [anna]: 'pending', [nobody]: 'failed' }, 'the forged delivery changes nothing');
+  t.equal((await alice.folder('receipts')).length, before.receipts, 'it is not filed as a receipt');
+  const inbox = await alice.folder('inbox');
+  t.equal(inbox.length, before.inbox + 1);
+  t.equal(inbox.at(-1)!.kind, 'anomaly_envelope', 'the holder gets it inside an anomaly envelope');
+  t.match((await parsePec(inbox.at(-1)!.raw)).text, /non gestisce il dominio del destinatario/);
+
+  // The same provider's receipt for its own recipient is a delivery (the check refuses only what it may not certify).
+  await h.app.pec.receive(await receipt(anna), { mailFrom: identity.serviceAddress, rcptTo: [alice.address] });
+  await h.app.pec.drain();
+  t.same(await statuses(), { [anna]: 'delivered', [nobody]: 'failed' });
+  t.equal((await alice.folder('receipts')).length, before.receipts + 1);
 });

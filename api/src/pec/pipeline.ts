@@ -2,6 +2,7 @@ import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { delegations, mailboxes, pecRecipients, pecTransactions, type StoredMessageKind } from '@pec-partner/db';
 import type { PecEngine } from './engine.ts';
 import { appendLog, type LogEntryInput, type LogEvent } from './log-register.ts';
+import { recordMessageEvent, type MessageOutcome } from './message-events.ts';
 import {
   buildAcceptanceReceipt, buildDeliveryReceipt, buildDeliveryTimeoutNotice, buildNonAcceptanceNotice, buildNonDeliveryNotice,
   buildTakeChargeReceipt, buildTransportEnvelope, buildVirusNonAcceptanceNotice, deliveryReceiptVariant, signAndAssemble,
@@ -39,14 +40,19 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     ...fields,
   });
 
-  /** The sender's copy of a notice about its own message: always stored (receipts ignore the quota). */
-  async function storeForSender(row: typeof pecTransactions.$inferSelect, message: { raw: Buffer; messageId: string; subject: string; kind: StoredMessageKind }, dedupeKey: string, log: LogEntryInput[]): Promise<void> {
+  /**
+   * The sender's copy of a notice about its own message: always stored (receipts ignore the quota). Its log entry
+   * and the outcome's event are written only by the store that put it there, so a repeated step reports nothing.
+   */
+  async function storeForSender(row: typeof pecTransactions.$inferSelect, message: { raw: Buffer; messageId: string; subject: string; kind: StoredMessageKind }, dedupeKey: string, log: LogEntryInput[], outcome: MessageOutcome): Promise<void> {
     await engine.db.transaction(async (db) => {
       const stored = await storeMessage(db, {
         mailboxId: row.mailboxId, folder: 'receipts', kind: message.kind, content: message.raw, messageId: message.messageId,
         pecMessageId: row.pecMessageId, subject: message.subject, fromAddress: `posta-certificata@${engine.serviceDomain}`, dedupeKey, now: engine.clock.now(),
       });
-      if (stored) await appendLog(db, log);
+      if (!stored) return;
+      await appendLog(db, log);
+      await recordMessageEvent(db, engine.clock, row, outcome);
     });
   }
 
@@ -78,7 +84,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     const details = delegate ? { ...outcome, delegato: delegate.email } : outcome;
     await storeForSender(row, { raw: await sign(message), messageId, subject: subjectOf(message), kind }, `acceptance:${row.id}`, [
       logEntry(tx, event, { relatedMessageIds: [messageId], details }, owner),
-    ]);
+    ], row.status === 'accepted' ? { status: 'accepted', occurredAt: tx.at } : { status: 'not_accepted', error: row.refusedForVirus ? 'virus' : 'altro', occurredAt: tx.at });
   }
 
   /**
@@ -185,14 +191,14 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
       const variant = deliveryReceiptVariant(tx.receiptType, tx.recipients, recipient.address);
       await storeForSender(row, { raw: await sign(message), messageId, subject: subjectOf(message), kind: 'delivery' }, `delivery:${row.id}:${recipient.address}`, [
         logEntry(tx, 'Consegna', { relatedMessageIds: [messageId], details: { consegna: recipient.address, tipo_ricevuta: variant } }, owner),
-      ]);
+      ], { status: 'delivered', recipient: recipient.address, occurredAt: tx.at });
     } else {
       const [status, ...rest] = (recipient.errorDetail ?? '5.0.0 - - errore').split(' - ');
       const failure: DeliveryFailure = { error: recipient.errorCode as DeliveryFailure['error'], status: status!, description: rest.slice(1).join(' - ') };
       const message = await buildNonDeliveryNotice(tx, { messageId, recipient: recipient.address, failure });
       await storeForSender(row, { raw: await sign(message), messageId, subject: subjectOf(message), kind: 'non_delivery' }, `non_delivery:${row.id}:${recipient.address}`, [
         logEntry(tx, 'MancataConsegna', { relatedMessageIds: [messageId], details: { consegna: recipient.address, errore: recipient.errorCode, errore_esteso: recipient.errorDetail } }, owner),
-      ]);
+      ], { status: 'not_delivered', recipient: recipient.address, error: recipient.errorCode, occurredAt: tx.at });
     }
   }
 
@@ -281,6 +287,8 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
         await appendLog(db, [logEntry(tx, stage === '12h' ? 'MancataConsegna12h' : 'MancataConsegna24h', {
           relatedMessageIds: [messageId], details: { consegna: recipient.address },
         }, { mailboxId: row.mailboxId, partnerId: row.partnerId })]);
+        // The 12 h warning is not an outcome; the 24 h notice is the final one the sender gets (spec §4.5).
+        if (stage === '24h') await recordMessageEvent(db, engine.clock, row, { status: 'not_delivered', recipient: recipient.address, error: 'altro', occurredAt: now });
       });
     }
   }

@@ -4,6 +4,7 @@ import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { mailboxes, mailboxMessages, pecRecipients, pecTransactions } from '@pec-partner/db';
 import type { PecEngine } from './engine.ts';
 import { appendLog, type LogEntryInput, type LogEvent } from './log-register.ts';
+import { recordMessageEvent } from './message-events.ts';
 import {
   buildAnomalyEnvelope, buildDeliveryReceipt, buildNonDeliveryNotice, buildTakeChargeReceipt, buildVirusDetectionNotice,
   buildVirusNonDeliveryNotice, signAndAssemble, type DeliveryFailure, type PecTransaction, type SystemMessage,
@@ -14,6 +15,7 @@ import type { ProviderRecord } from './provider-index.ts';
 import { enqueue, type JobHandler } from './queue.ts';
 import { QUEUE_LIFETIME_MS, routeFor, sendOverSmtp } from './smtp-client.ts';
 import { inboxHasRoom, storeMessage } from './store.ts';
+import type { ParsedDaticert } from './daticert-parse.ts';
 import { verifyPecMessage, type PecVerification } from './verify.ts';
 
 const subjectOf = (message: SystemMessage): string => decodeHeaderText(message.headers.find(([name]) => name === 'Subject')?.[1] ?? '');
@@ -176,20 +178,32 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
       }
       if (!storedAny || !transaction) return;
       const at = d.instant;
+      const recipient = (d.consegna ?? '').toLowerCase();
       switch (d.tipo) {
         case 'presa-in-carico':
           await db.update(pecRecipients).set({ status: 'taken_in_charge', takenInChargeAt: at })
             .where(and(eq(pecRecipients.transactionId, transaction.id), inArray(pecRecipients.address, d.ricezione.map((a) => a.toLowerCase())), eq(pecRecipients.status, 'pending')));
           break;
-        case 'avvenuta-consegna':
-          await db.update(pecRecipients).set({ status: 'delivered', deliveredAt: at })
-            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, (d.consegna ?? '').toLowerCase()), sql`${pecRecipients.status} <> 'delivered'`));
+        case 'avvenuta-consegna': {
+          const delivered = await db.update(pecRecipients).set({ status: 'delivered', deliveredAt: at })
+            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, recipient), sql`${pecRecipients.status} <> 'delivered'`))
+            .returning({ address: pecRecipients.address });
+          // A second receipt for the same recipient (another Message-ID) stores a copy but is no new outcome.
+          if (delivered.length > 0) await recordMessageEvent(db, engine.clock, transaction, { status: 'delivered', recipient, occurredAt: at });
           break;
+        }
         case 'errore-consegna':
-        case 'rilevazione-virus':
-          await db.update(pecRecipients).set({ status: 'failed', failedAt: at, errorCode: d.errore, errorDetail: d.erroreEsteso ?? null })
-            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, (d.consegna ?? '').toLowerCase()), sql`${pecRecipients.status} <> 'delivered'`));
+        case 'rilevazione-virus': {
+          // The first certified failure stands; a later one for the same recipient changes nothing.
+          const failed = await db.update(pecRecipients).set({ status: 'failed', failedAt: at, errorCode: d.errore, errorDetail: d.erroreEsteso ?? null })
+            .where(and(eq(pecRecipients.transactionId, transaction.id), eq(pecRecipients.address, recipient), sql`${pecRecipients.status} not in ('delivered', 'failed')`))
+            .returning({ address: pecRecipients.address });
+          // A virus found there reaches our sender as our own non-delivery notice for virus, reported below.
+          if (failed.length > 0 && d.tipo === 'errore-consegna') {
+            await recordMessageEvent(db, engine.clock, transaction, { status: 'not_delivered', recipient, error: d.errore, occurredAt: at });
+          }
           break;
+        }
       }
       await appendLog(db, [logEntry(NOTIFICATION_EVENTS[d.tipo] ?? 'Ricezione', {
         occurredAt: now, messageId: d.identificativo, relatedMessageIds: [messageId], sender: d.mittente, recipients: d.destinatari.map((r) => r.address),
@@ -214,6 +228,7 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
             occurredAt: now, messageId: transaction.pecMessageId, relatedMessageIds: [id], sender: transaction.sender, recipients: [d.consegna!],
             subject: transaction.subject, mailboxId: transaction.mailboxId, partnerId: transaction.partnerId, details: { consegna: d.consegna },
           })]);
+          await recordMessageEvent(db, engine.clock, transaction, { status: 'not_delivered', recipient: d.consegna!.toLowerCase(), error: 'virus', occurredAt: now });
         }
       });
     }
@@ -232,9 +247,9 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
   }
 
   /** Whatever cannot be certified reaches its recipients wrapped in an anomaly envelope signed by us (spec §4.7). */
-  async function receiveAnomaly(raw: Buffer, verification: PecVerification, rcptTo: string[]): Promise<void> {
+  async function receiveAnomaly(raw: Buffer, verification: PecVerification, rcptTo: string[], reason?: string): Promise<void> {
     const now = engine.clock.now();
-    const error = anomalyReason(verification);
+    const error = reason ?? anomalyReason(verification);
     const id = engine.derivedMessageId(digest(raw), 'anomalia');
     const envelope = await buildAnomalyEnvelope({ provider: engine.provider, at: now, received: raw, error, messageIdIfMissing: id });
     const signed = await sign(envelope);
@@ -266,7 +281,10 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
     const signer = verification.signature.provider ? index.all().find((r) => r.providerName === verification.signature.provider!.name) : undefined;
     if (verification.consistent && verification.daticert && signer) {
       if (verification.claimed === 'posta-certificata') return receiveEnvelope(raw, verification, rcptTo, signer);
-      if (verification.claimed !== 'anomalia') return receiveNotification(raw, verification, rcptTo);
+      if (verification.claimed !== 'anomalia') {
+        if (speaksFor(signer, verification.daticert)) return receiveNotification(raw, verification, rcptTo);
+        return receiveAnomaly(raw, verification, rcptTo, 'la ricevuta è firmata da un gestore che non gestisce il dominio del destinatario');
+      }
     }
     return receiveAnomaly(raw, verification, rcptTo);
   }
@@ -288,6 +306,26 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
   }
 
   return { inbound, send_message: sendMessage };
+}
+
+/**
+ * Whether the signing provider may certify what a notification states (spec §7.3, §4.6, §4.10): take-charge,
+ * delivery and non-delivery are the recipient's provider's to issue, so the signer must manage the domain of every
+ * recipient the notification speaks for. Without this any provider in the index could certify the delivery of
+ * one of our messages to a mailbox it does not manage, and the transaction would record it as delivered.
+ */
+function speaksFor(signer: ProviderRecord, daticert: ParsedDaticert): boolean {
+  const managed = new Set(signer.managedDomains.map((domain) => domain.toLowerCase()));
+  switch (daticert.tipo) {
+    case 'presa-in-carico':
+      return daticert.ricezione.length > 0 && daticert.ricezione.every((address) => managed.has(domainOf(address)));
+    case 'avvenuta-consegna':
+    case 'errore-consegna':
+    case 'rilevazione-virus':
+      return daticert.consegna !== undefined && managed.has(domainOf(daticert.consegna));
+    default:
+      return true;
+  }
 }
 
 /**

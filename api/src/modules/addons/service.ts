@@ -1,10 +1,12 @@
 import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { mailboxAddons, mailboxes, type AddonKind, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
+import { recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
+import { changedAttributes } from '../events/service.ts';
 
 export interface AddonDeps {
   db: import('@pec-partner/db').Db;
@@ -47,6 +49,16 @@ export function addonView(row: Row, mailbox: Pick<MailboxRow, 'expiresAt'>) {
   };
 }
 export type AddonView = ReturnType<typeof addonView>;
+
+/**
+ * When a mailbox term renewed now for `termYears` ends: a late renewal does not bill the time the mailbox could
+ * not be used, so the new term starts now; otherwise it follows the old one. The add-ons' new period ends then.
+ */
+export function termEndAfterRenewal(expiresAt: Date | null, termYears: number, now: Date): Date {
+  const end = new Date(expiresAt && expiresAt > now ? expiresAt : now);
+  end.setUTCFullYear(end.getUTCFullYear() + termYears);
+  return end;
+}
 
 /** Price of `quantity` units for `ms` of time, pro rata over a 365-day year, in cents. */
 export const proRata = (unitAmount: number, quantity: number, ms: number): number => Math.round((unitAmount * quantity * Math.max(0, ms)) / YEAR_MS);
@@ -131,6 +143,8 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
       id, partnerId, mailboxId, kind: input.kind, quantity, status: when === 'now' ? 'active' : 'scheduled',
       startsAt: when === 'now' ? now : null, createdAt: now, updatedAt: now,
     }).returning();
+    const view = addonView(row!, mailbox);
+    await recordEvent(tx, deps.clock, { partnerId, type: 'mailbox_addon.created', object: view });
     if (when === 'now') {
       const amount = proRata(unit, quantity, mailbox.expiresAt!.getTime() - now.getTime());
       if (amount > 0) {
@@ -141,7 +155,7 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
       }
       await applyQuantities(tx, mailboxId, now);
     }
-    return addonView(row!, mailbox);
+    return view;
   });
 }
 
@@ -167,8 +181,10 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
     const now = deps.clock.now();
     if (when === 'renewal') {
       if (row.status === 'scheduled') throw conflict('addon_not_started', `Add-on '${addonId}' starts at the renewal; cancel it now instead.`);
+      // Asked again: already so, nothing changes and nothing is reported.
+      if (row.cancelAtRenewal) return addonView(row, mailbox);
       const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: true, updatedAt: now }).where(eq(mailboxAddons.id, addonId)).returning();
-      return addonView(updated!, mailbox);
+      return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));
     }
     if (row.status === 'active' && GB_KINDS[row.kind]) {
       checkSpace(mailbox, deps.prices, row.kind, (await purchasedUnits(tx, mailboxId, row.kind, ['active'])) - row.quantity);
@@ -184,7 +200,7 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
       }
       await applyQuantities(tx, mailboxId, now);
     }
-    return addonView(updated!, mailbox);
+    return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.cancelled', addonView(row, mailbox), addonView(updated!, mailbox));
   });
 }
 
@@ -195,21 +211,26 @@ export async function undoAddonCancellation(deps: AddonDeps, partnerId: string, 
     if (!row) throw notFound('addon', addonId);
     if (!row.cancelAtRenewal || row.status !== 'active') throw conflict('no_cancellation_scheduled', `Add-on '${addonId}' has no cancellation at renewal to undo.`);
     const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: false, updatedAt: deps.clock.now() }).where(eq(mailboxAddons.id, addonId)).returning();
-    return addonView(updated!, mailbox);
+    return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));
   });
 }
 
 /**
  * Part of a mailbox renewal, in its transaction: charges every add-on that continues (and the scheduled ones
  * that start) for the new term, ends those cancelled for the renewal, and applies the resulting quotas. Short
- * credit fails the whole renewal.
+ * credit fails the whole renewal. Each add-on's event shows it in the new term, as the API shows it once the
+ * renewal commits.
  */
 export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListConfig, mailbox: MailboxRow, termYears: number, requestId: string | null): Promise<void> {
   const now = clock.now();
-  const rows = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.mailboxId, mailbox.id), inArray(mailboxAddons.status, ['active', 'scheduled']))).for('update');
+  const renewed = { expiresAt: termEndAfterRenewal(mailbox.expiresAt, termYears, now) };
+  const rows = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.mailboxId, mailbox.id), inArray(mailboxAddons.status, ['active', 'scheduled'])))
+    .orderBy(mailboxAddons.id).for('update');
   for (const row of rows) {
+    const before = addonView(row, mailbox);
     if (row.cancelAtRenewal) {
-      await tx.update(mailboxAddons).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(mailboxAddons.id, row.id));
+      const [ended] = await tx.update(mailboxAddons).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(mailboxAddons.id, row.id)).returning();
+      await recordChange(tx, clock, mailbox.partnerId, 'mailbox_addon.cancelled', before, addonView(ended!, renewed));
       continue;
     }
     await charge(tx, clock, {
@@ -219,9 +240,24 @@ export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListCon
       item: { type: 'mailbox_addon', id: row.id },
       requestId,
     });
-    if (row.status === 'scheduled') await tx.update(mailboxAddons).set({ status: 'active', startsAt: now, updatedAt: now }).where(eq(mailboxAddons.id, row.id));
+    if (row.status === 'scheduled') {
+      const [started] = await tx.update(mailboxAddons).set({ status: 'active', startsAt: now, updatedAt: now }).where(eq(mailboxAddons.id, row.id)).returning();
+      await recordChange(tx, clock, mailbox.partnerId, 'mailbox_addon.activated', before, addonView(started!, renewed));
+    } else {
+      await recordChange(tx, clock, mailbox.partnerId, 'mailbox_addon.renewed', before, addonView(row, renewed));
+    }
   }
   await applyQuantities(tx, mailbox.id, now);
+}
+
+/** Writes the event of a change to an add-on, with the old values of what changed; returns the new view. */
+async function recordChange(
+  tx: DbOrTx, clock: Clock, partnerId: string,
+  type: 'mailbox_addon.activated' | 'mailbox_addon.renewed' | 'mailbox_addon.updated' | 'mailbox_addon.cancelled',
+  before: AddonView, after: AddonView,
+): Promise<AddonView> {
+  await recordEvent(tx, clock, { partnerId, type, object: after, previousAttributes: changedAttributes(before, after) });
+  return after;
 }
 
 /** Whether the mailbox has an active add-on of this kind (the gate of the add-ons' features). */

@@ -3,10 +3,12 @@ import { and, desc, eq, inArray, lt, lte } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type Db, type DbOrTx, type DelegationMode, type DelegationStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
+import { recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts';
 import { newId, randomToken } from '../../ids.ts';
 import { hashPassword, verifyPassword } from '../../passwords.ts';
 import { delegateSeats } from '../addons/service.ts';
+import { changedAttributes } from '../events/service.ts';
 import { validatePassword } from '../mailboxes/service.ts';
 
 type Row = typeof delegations.$inferSelect;
@@ -23,7 +25,10 @@ export const INVITATION_TOKEN_PREFIX = 'dinv_';
 
 export const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex');
 
-/** An invitation past its expiry is `expired` even before the sweep below has recorded it. */
+/**
+ * An invitation past its expiry reads as `expired` at once; the sweep below records it (and reports it) on the
+ * next invitation or listing of the mailbox, or at the latest on the next run of the expiry task.
+ */
 const statusAt = (row: Row, now: Date): DelegationStatus => (row.status === 'invited' && row.inviteExpiresAt <= now ? 'expired' : row.status);
 
 export function delegationView(row: Row, mailboxAddress: string, now: Date) {
@@ -53,10 +58,57 @@ async function findMailbox(tx: DbOrTx, scope: { partnerId: string; mailboxId: st
   return row;
 }
 
-/** Records invitations that ran out (they free their seat). */
-async function expireInvitations(tx: DbOrTx, mailboxId: string, now: Date): Promise<void> {
-  await tx.update(delegations).set({ status: 'expired', updatedAt: now })
-    .where(and(eq(delegations.mailboxId, mailboxId), eq(delegations.status, 'invited'), lte(delegations.inviteExpiresAt, now)));
+type DelegationEventType = 'delegation.created' | 'delegation.accepted' | 'delegation.updated' | 'delegation.revoked' | 'delegation.expired';
+
+/** Writes the event of a change to a delegation (the old values of what changed, for changes); returns the new view. */
+async function recordDelegationEvent(tx: DbOrTx, clock: Clock, partnerId: string, type: DelegationEventType, after: DelegationView, before?: DelegationView): Promise<DelegationView> {
+  await recordEvent(tx, clock, { partnerId, type, object: after, ...(before ? { previousAttributes: changedAttributes(before, after) } : {}) });
+  return after;
+}
+
+const EXPIRY_BATCH = 500;
+
+/**
+ * Records up to EXPIRY_BATCH invitations that ran out, of one mailbox or of all: each frees its seat and gets its
+ * `delegation.expired` event. The view already read them as expired, so the previous attributes are the stored
+ * ones. Returns how many it recorded.
+ */
+async function expireBatch(tx: DbOrTx, clock: Clock, now: Date, mailboxId: string | null): Promise<number> {
+  const due = await tx.select({ delegation: delegations, address: mailboxes.address, partnerId: mailboxes.partnerId })
+    .from(delegations).innerJoin(mailboxes, eq(mailboxes.id, delegations.mailboxId))
+    .where(and(mailboxId ? eq(delegations.mailboxId, mailboxId) : undefined, eq(delegations.status, 'invited'), lte(delegations.inviteExpiresAt, now)))
+    .orderBy(delegations.id).limit(EXPIRY_BATCH).for('update', { of: delegations });
+  if (due.length === 0) return 0;
+  const expired = await tx.update(delegations).set({ status: 'expired', updatedAt: now })
+    .where(inArray(delegations.id, due.map((d) => d.delegation.id))).returning();
+  for (const row of expired) {
+    const { delegation: before, address, partnerId } = due.find((d) => d.delegation.id === row.id)!;
+    await recordEvent(tx, clock, {
+      partnerId, type: 'delegation.expired', object: delegationView(row, address, now),
+      previousAttributes: { status: before.status, updated_at: before.updatedAt.toISOString() },
+    });
+  }
+  return expired.length;
+}
+
+/** Records every invitation of the mailbox that ran out (they free their seat). */
+async function expireInvitations(tx: DbOrTx, clock: Clock, now: Date, mailboxId: string): Promise<void> {
+  while ((await expireBatch(tx, clock, now, mailboxId)) === EXPIRY_BATCH) {
+    // More than a batch ran out at once: the next batch.
+  }
+}
+
+/**
+ * The periodic task: records every invitation that ran out, a batch per transaction, so that each expiry is
+ * reported even if nobody looks at the mailbox's delegations again. Returns how many expired.
+ */
+export async function expireDelegationInvitations(deps: DelegationDeps, now: Date): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const expired = await deps.db.transaction((tx) => expireBatch(tx, deps.clock, now, null));
+    total += expired;
+    if (expired < EXPIRY_BATCH) return total;
+  }
 }
 
 export interface InviteInput {
@@ -82,7 +134,7 @@ export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: s
       if (email === mailbox.address) {
         throw invalid([{ pointer: '/email', location: 'body', code: 'not_allowed', detail: 'is the mailbox itself; the holder needs no delegation' }]);
       }
-      await expireInvitations(tx, mailbox.id, now);
+      await expireInvitations(tx, deps.clock, now, mailbox.id);
       const live = await tx.select({ id: delegations.id, email: delegations.email, status: delegations.status }).from(delegations)
         .where(and(eq(delegations.mailboxId, mailbox.id), inArray(delegations.status, ['invited', 'active'])));
       const existing = live.find((d) => d.email === email);
@@ -100,7 +152,9 @@ export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: s
         id: newId('dlg', now), partnerId: mailbox.partnerId, mailboxId: mailbox.id, email, name: input.name ?? null, mode: input.mode,
         status: 'invited', inviteTokenHash: sha256(token), inviteExpiresAt: expiresAt, createdAt: now, updatedAt: now,
       }).returning();
-      return { ...delegationView(row!, mailbox.address, now), invitation: { token, expires_at: expiresAt.toISOString() } };
+      // The event carries the delegation as GET shows it: never the token.
+      const view = await recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.created', delegationView(row!, mailbox.address, now));
+      return { ...view, invitation: { token, expires_at: expiresAt.toISOString() } };
     });
   } catch (error) {
     // Two concurrent invitations of the same e-mail: the partial unique index lets one through.
@@ -112,7 +166,8 @@ export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: s
 export async function listDelegations(deps: DelegationDeps, scope: { partnerId: string; mailboxId: string }, query: { status?: DelegationStatus | undefined; limit: number; startingAfter?: string | undefined }) {
   const mailbox = await findMailbox(deps.db, scope);
   const now = deps.clock.now();
-  await expireInvitations(deps.db, mailbox.id, now);
+  // Recorded first, so that a status filter does not see a stale `invited`.
+  await deps.db.transaction((tx) => expireInvitations(tx, deps.clock, now, mailbox.id));
   const rows = await deps.db.select().from(delegations)
     .where(and(
       eq(delegations.mailboxId, mailbox.id),
@@ -147,10 +202,14 @@ export async function updateDelegation(deps: DelegationDeps, scope: { partnerId:
     const row = await findDelegation(tx, mailbox.id, id, true);
     const status = statusAt(row, now);
     if (status !== 'invited' && status !== 'active') throw notLive(row, now);
+    const mode = change.mode ?? row.mode;
+    const name = change.name === undefined ? row.name : change.name;
+    // The same values again: nothing changes and nothing is reported.
+    if (mode === row.mode && name === row.name) return delegationView(row, mailbox.address, now);
     const [updated] = await tx.update(delegations)
-      .set({ mode: change.mode ?? row.mode, name: change.name === undefined ? row.name : change.name, updatedAt: now })
+      .set({ mode, name, updatedAt: now })
       .where(eq(delegations.id, id)).returning();
-    return delegationView(updated!, mailbox.address, now);
+    return recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.updated', delegationView(updated!, mailbox.address, now), delegationView(row, mailbox.address, now));
   });
 }
 
@@ -163,7 +222,7 @@ export async function revokeDelegation(deps: DelegationDeps, scope: { partnerId:
     const status = statusAt(row, now);
     if (status !== 'invited' && status !== 'active') throw notLive(row, now);
     const [updated] = await tx.update(delegations).set({ status: 'revoked', revokedAt: now, updatedAt: now }).where(eq(delegations.id, id)).returning();
-    return delegationView(updated!, mailbox.address, now);
+    return recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.revoked', delegationView(updated!, mailbox.address, now), delegationView(row, mailbox.address, now));
   });
 }
 
@@ -214,6 +273,7 @@ export async function acceptInvitation(deps: DelegationDeps, token: string, pass
       created = true;
     }
     const [updated] = await tx.update(delegations).set({ status: 'active', accountId, acceptedAt: now, updatedAt: now }).where(eq(delegations.id, row!.id)).returning();
-    return { ...delegationView(updated!, mailbox.address, now), account: { id: accountId, email: row!.email, created } };
+    const view = await recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.accepted', delegationView(updated!, mailbox.address, now), delegationView(row!, mailbox.address, now));
+    return { ...view, account: { id: accountId, email: row!.email, created } };
   });
 }

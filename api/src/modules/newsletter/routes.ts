@@ -37,9 +37,10 @@ const HtmlPage = (description: string) => ({ description, content: { 'text/html'
  */
 export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
   const { db, clock, config } = deps;
-  /** The mailbox of the path, the partner's and with the add-on: its id. */
-  const gate = async (request: FastifyRequest): Promise<string> =>
-    (await newsletterMailbox(db, partnerOf(request).partnerId, (request.params as { id: string }).id)).id;
+  /** The mailbox of the path, the partner's and with the add-on. */
+  const gateMailbox = (request: FastifyRequest) => newsletterMailbox(db, partnerOf(request).partnerId, (request.params as { id: string }).id);
+  /** The same, by its id. */
+  const gate = async (request: FastifyRequest): Promise<string> => (await gateMailbox(request)).id;
 
   await app.register(async (scope: App) => {
     // CSV uploads, UTF-8 only (a BOM is fine); other encodings are refused rather than misread.
@@ -200,7 +201,7 @@ export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
         params: MailboxParams, body: CampaignCreate, response: { 201: Campaign, ...problemResponses(404, 409) },
       },
     }, async (request, reply) => {
-      const campaign = await createCampaign(db, clock, await gate(request), request.body);
+      const campaign = await createCampaign(db, clock, await gateMailbox(request), request.body);
       return reply.code(201).header('location', `${BASE.replace(':id', request.params.id)}/campaigns/${campaign.id}`).send(campaign);
     });
 
@@ -229,7 +230,7 @@ export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
         description: 'New `html` without `text` derives the text again. Once sending has started, 409 `invalid_state_transition`.',
         params: CampaignParams, body: CampaignUpdate, response: { 200: Campaign, ...problemResponses(404, 409) },
       },
-    }, async (request) => updateCampaign(db, clock, await gate(request), request.params.campaign, request.body));
+    }, async (request) => updateCampaign(db, clock, await gateMailbox(request), request.params.campaign, request.body));
 
     scope.post(`${BASE}/campaigns/:campaign/send`, {
       schema: {
@@ -240,14 +241,14 @@ export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
           'campaign reschedules it. A list without such members is a 409 `no_recipients`.',
         params: CampaignParams, body: CampaignSend, response: { 200: Campaign, ...problemResponses(404, 409) },
       },
-    }, async (request) => sendCampaign(db, clock, await gate(request), request.params.campaign, request.body.scheduled_at));
+    }, async (request) => sendCampaign(db, clock, await gateMailbox(request), request.params.campaign, request.body.scheduled_at));
 
     scope.post(`${BASE}/campaigns/:campaign/cancel`, {
       schema: {
         operationId: 'cancelNewsletterCampaign', tags, summary: 'Cancel a campaign before it starts sending',
         params: CampaignParams, response: { 200: Campaign, ...problemResponses(404, 409) },
       },
-    }, async (request) => cancelCampaign(db, clock, await gate(request), request.params.campaign));
+    }, async (request) => cancelCampaign(db, clock, await gateMailbox(request), request.params.campaign));
 
     scope.post(`${BASE}/campaigns/:campaign/test`, {
       schema: {

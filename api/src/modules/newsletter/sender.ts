@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import { mailboxes, newsletterCampaigns, type Db } from '@pec-partner/db';
+import { mailboxes, newsletterCampaigns, type Db, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import type { AppConfig, NewsletterConfig } from '../../config.ts';
 import { withUnsubscribeFooter } from './content.ts';
-import { senderName } from './service.ts';
+import { recordCampaignEvent, senderName, withStats } from './service.ts';
 
 /**
  * Sending campaigns, durably and at most once per recipient.
@@ -256,6 +256,14 @@ const ts = (date: Date) => sql`${date.toISOString()}::timestamptz`;
 const activeNewsletter = sql`exists (select 1 from mailbox_addons a where a.mailbox_id = k.mailbox_id and a.kind = 'newsletter' and a.status = 'active')
   and exists (select 1 from mailboxes m where m.id = k.mailbox_id and m.status = 'active')`;
 
+/** A campaign locked in the caller's transaction, with the partner its events go to. */
+async function lockCampaign(tx: DbOrTx, id: string) {
+  const [row] = await tx.select({ campaign: newsletterCampaigns, partnerId: mailboxes.partnerId }).from(newsletterCampaigns)
+    .innerJoin(mailboxes, eq(mailboxes.id, newsletterCampaigns.mailboxId))
+    .where(eq(newsletterCampaigns.id, id)).for('update', { of: newsletterCampaigns });
+  return row;
+}
+
 /** Due scheduled campaigns start: their recipients are fixed now, one queued delivery each. */
 async function startDueCampaigns(db: Db, clock: Clock, now: Date): Promise<string[]> {
   const due = await db.execute<{ id: string }>(sql`
@@ -265,8 +273,10 @@ async function startDueCampaigns(db: Db, clock: Clock, now: Date): Promise<strin
   const started: string[] = [];
   for (const { id } of due) {
     const ok = await db.transaction(async (tx) => {
-      const [campaign] = await tx.select().from(newsletterCampaigns).where(eq(newsletterCampaigns.id, id)).for('update');
-      if (campaign?.status !== 'scheduled') return false;
+      const locked = await lockCampaign(tx, id);
+      if (locked?.campaign.status !== 'scheduled') return false;
+      const { campaign, partnerId } = locked;
+      const before = await withStats(tx, campaign);
       const at = clock.now();
       await tx.execute(sql`
         insert into newsletter_deliveries (campaign_id, contact_id, email, status, attempts, updated_at)
@@ -275,7 +285,8 @@ async function startDueCampaigns(db: Db, clock: Clock, now: Date): Promise<strin
           join newsletter_contacts c on c.id = lm.contact_id
          where lm.list_id = ${campaign.listId} and c.mailbox_id = ${campaign.mailboxId} and c.consent and c.unsubscribed_at is null
         on conflict do nothing`);
-      await tx.update(newsletterCampaigns).set({ status: 'sending', startedAt: at, updatedAt: at }).where(eq(newsletterCampaigns.id, id));
+      const [updated] = await tx.update(newsletterCampaigns).set({ status: 'sending', startedAt: at, updatedAt: at }).where(eq(newsletterCampaigns.id, id)).returning();
+      await recordCampaignEvent(tx, clock, partnerId, 'newsletter_campaign.sending', await withStats(tx, updated!), before);
       return true;
     });
     if (ok) started.push(id);
@@ -363,15 +374,28 @@ async function record(db: Db, clock: Clock, claimed: Claimed, outcome: Outcome):
   return result;
 }
 
-/** Campaigns with nothing left to send are over. */
+/** Campaigns with nothing left to send are over, each in its own transaction with its `sent` event. */
 async function finishCampaigns(db: Db, clock: Clock): Promise<string[]> {
-  const at = clock.now();
-  const rows = await db.execute<{ id: string }>(sql`
-    update newsletter_campaigns k set status = 'sent', finished_at = ${ts(at)}, updated_at = ${ts(at)}
-     where k.status = 'sending'
-       and not exists (select 1 from newsletter_deliveries d where d.campaign_id = k.id and d.status = 'queued')
-    returning k.id`);
-  return rows.map((row) => row.id);
+  const done = await db.select({ id: newsletterCampaigns.id }).from(newsletterCampaigns)
+    .where(and(
+      eq(newsletterCampaigns.status, 'sending'),
+      sql`not exists (select 1 from newsletter_deliveries d where d.campaign_id = ${newsletterCampaigns.id} and d.status = 'queued')`,
+    )).orderBy(newsletterCampaigns.id);
+  const finished: string[] = [];
+  for (const { id } of done) {
+    const ok = await db.transaction(async (tx) => {
+      const locked = await lockCampaign(tx, id);
+      // Another process may have closed it meanwhile; a campaign without queued deliveries never gets new ones.
+      if (locked?.campaign.status !== 'sending') return false;
+      const before = await withStats(tx, locked.campaign);
+      const at = clock.now();
+      const [updated] = await tx.update(newsletterCampaigns).set({ status: 'sent', finishedAt: at, updatedAt: at }).where(eq(newsletterCampaigns.id, id)).returning();
+      await recordCampaignEvent(tx, clock, locked.partnerId, 'newsletter_campaign.sent', await withStats(tx, updated!), before);
+      return true;
+    });
+    if (ok) finished.push(id);
+  }
+  return finished;
 }
 
 /**

@@ -13,9 +13,11 @@ import {
 } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { isStillReferenced, isUniqueViolation } from '../../db-errors.ts';
+import { recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
 import { newId, randomToken } from '../../ids.ts';
 import { hasActiveAddon } from '../addons/service.ts';
+import { changedAttributes } from '../events/service.ts';
 import { cleanName, normalizeEmail, sanitizeCampaignHtml, textFromHtml } from './content.ts';
 
 type MailboxRow = typeof mailboxes.$inferSelect;
@@ -320,9 +322,24 @@ function campaignView(row: CampaignRow, stats: Stats) {
   };
 }
 
-async function withStats(db: DbOrTx, row: CampaignRow) {
+export type CampaignView = ReturnType<typeof campaignView>;
+
+/** The campaign as the API shows it, with its progress counts read in the caller's transaction. */
+export async function withStats(db: DbOrTx, row: CampaignRow): Promise<CampaignView> {
   return campaignView(row, (await campaignStats(db, [row.id])).get(row.id)!);
 }
+
+type CampaignEventType =
+  | 'newsletter_campaign.created' | 'newsletter_campaign.updated' | 'newsletter_campaign.sending' | 'newsletter_campaign.sent' | 'newsletter_campaign.cancelled';
+
+/** Writes the event of a change to a campaign (the old values of what changed, for changes); returns the new view. */
+export async function recordCampaignEvent(tx: DbOrTx, clock: Clock, partnerId: string, type: CampaignEventType, after: CampaignView, before?: CampaignView): Promise<CampaignView> {
+  await recordEvent(tx, clock, { partnerId, type, object: after, ...(before ? { previousAttributes: changedAttributes(before, after) } : {}) });
+  return after;
+}
+
+/** The mailbox a campaign belongs to: its events go to its partner. */
+export type CampaignMailbox = Pick<MailboxRow, 'id' | 'partnerId'>;
 
 async function listOfMailbox(db: DbOrTx, mailboxId: string, listId: string): Promise<void> {
   const [row] = await db.select({ id: newsletterLists.id }).from(newsletterLists).where(and(eq(newsletterLists.id, listId), eq(newsletterLists.mailboxId, mailboxId)));
@@ -337,14 +354,16 @@ function content(html: string, text: string | null | undefined): { html: string;
   return { html: clean, text: derived };
 }
 
-export async function createCampaign(db: Db, clock: Clock, mailboxId: string, input: { list: string; subject: string; html: string; text?: string | undefined }) {
-  await listOfMailbox(db, mailboxId, input.list);
+export async function createCampaign(db: Db, clock: Clock, mailbox: CampaignMailbox, input: { list: string; subject: string; html: string; text?: string | undefined }) {
+  await listOfMailbox(db, mailbox.id, input.list);
   const now = clock.now();
-  const [row] = await db.insert(newsletterCampaigns).values({
-    id: newId('nlm', now), mailboxId, listId: input.list, subject: input.subject.trim(), ...content(input.html, input.text),
-    status: 'draft', createdAt: now, updatedAt: now,
-  }).returning();
-  return campaignView(row!, noStats());
+  return db.transaction(async (tx) => {
+    const [row] = await tx.insert(newsletterCampaigns).values({
+      id: newId('nlm', now), mailboxId: mailbox.id, listId: input.list, subject: input.subject.trim(), ...content(input.html, input.text),
+      status: 'draft', createdAt: now, updatedAt: now,
+    }).returning();
+    return recordCampaignEvent(tx, clock, mailbox.partnerId, 'newsletter_campaign.created', campaignView(row!, noStats()));
+  });
 }
 
 async function campaignRow(db: DbOrTx, mailboxId: string, campaignId: string, lock = false): Promise<CampaignRow> {
@@ -381,22 +400,28 @@ function notEditable(row: CampaignRow, action: string): never {
   });
 }
 
-/** Edits a draft or scheduled campaign. New HTML without a new text derives the text again, so the two never disagree. */
-export async function updateCampaign(db: Db, clock: Clock, mailboxId: string, campaignId: string, input: { list?: string | undefined; subject?: string | undefined; html?: string | undefined; text?: string | null | undefined }) {
+/**
+ * Edits a draft or scheduled campaign. New HTML without a new text derives the text again, so the two never disagree.
+ * Values equal to the current ones change nothing (and report nothing).
+ */
+export async function updateCampaign(db: Db, clock: Clock, mailbox: CampaignMailbox, campaignId: string, input: { list?: string | undefined; subject?: string | undefined; html?: string | undefined; text?: string | null | undefined }) {
   return db.transaction(async (tx) => {
-    const row = await campaignRow(tx, mailboxId, campaignId, true);
+    const row = await campaignRow(tx, mailbox.id, campaignId, true);
     if (!EDITABLE.includes(row.status)) notEditable(row, 'edited');
-    if (input.list !== undefined) await listOfMailbox(tx, mailboxId, input.list);
+    if (input.list !== undefined) await listOfMailbox(tx, mailbox.id, input.list);
     const body = input.html !== undefined || input.text !== undefined
       ? content(input.html ?? row.html, input.text === undefined ? (input.html !== undefined ? null : row.text) : input.text)
       : {};
-    const [updated] = await tx.update(newsletterCampaigns).set({
+    const changes: Partial<Pick<CampaignRow, 'listId' | 'subject' | 'html' | 'text'>> = {
       ...(input.list !== undefined ? { listId: input.list } : {}),
       ...(input.subject !== undefined ? { subject: input.subject.trim() } : {}),
       ...body,
-      updatedAt: clock.now(),
-    }).where(eq(newsletterCampaigns.id, campaignId)).returning();
-    return withStats(tx, updated!);
+    };
+    const before = await withStats(tx, row);
+    if (Object.entries(changes).every(([key, value]) => row[key as keyof typeof changes] === value)) return before;
+    const [updated] = await tx.update(newsletterCampaigns).set({ ...changes, updatedAt: clock.now() })
+      .where(eq(newsletterCampaigns.id, campaignId)).returning();
+    return recordCampaignEvent(tx, clock, mailbox.partnerId, 'newsletter_campaign.updated', await withStats(tx, updated!), before);
   });
 }
 
@@ -416,31 +441,34 @@ const PAST_TOLERANCE_MS = 5 * 60_000;
  * Schedules sending at `scheduled_at` (or now). Sending starts at the first run of the newsletter task after that
  * time; rescheduling a scheduled campaign moves it. A list without a single consenting, subscribed member is a 409.
  */
-export async function sendCampaign(db: Db, clock: Clock, mailboxId: string, campaignId: string, scheduledAt: string | undefined) {
+export async function sendCampaign(db: Db, clock: Clock, mailbox: CampaignMailbox, campaignId: string, scheduledAt: string | undefined) {
   const now = clock.now();
   const at = scheduledAt === undefined ? now : new Date(scheduledAt);
   if (at.getTime() < now.getTime() - PAST_TOLERANCE_MS || at.getTime() > now.getTime() + YEAR_MS) {
     throw invalid([{ pointer: '/scheduled_at', location: 'body', code: 'out_of_range', detail: 'must be from now to a year ahead' }]);
   }
   return db.transaction(async (tx) => {
-    const row = await campaignRow(tx, mailboxId, campaignId, true);
+    const row = await campaignRow(tx, mailbox.id, campaignId, true);
     if (!EDITABLE.includes(row.status)) notEditable(row, 'sent or rescheduled');
     if ((await eligibleMembers(tx, row.listId)) === 0) {
       throw conflict('no_recipients', `Distribution list '${row.listId}' has no consenting, subscribed contact.`);
     }
+    const before = await withStats(tx, row);
+    if (row.status === 'scheduled' && row.scheduledAt?.getTime() === at.getTime()) return before;
     const [updated] = await tx.update(newsletterCampaigns).set({ status: 'scheduled', scheduledAt: at, updatedAt: now })
       .where(eq(newsletterCampaigns.id, campaignId)).returning();
-    return withStats(tx, updated!);
+    return recordCampaignEvent(tx, clock, mailbox.partnerId, 'newsletter_campaign.updated', await withStats(tx, updated!), before);
   });
 }
 
-export async function cancelCampaign(db: Db, clock: Clock, mailboxId: string, campaignId: string) {
+export async function cancelCampaign(db: Db, clock: Clock, mailbox: CampaignMailbox, campaignId: string) {
   return db.transaction(async (tx) => {
-    const row = await campaignRow(tx, mailboxId, campaignId, true);
+    const row = await campaignRow(tx, mailbox.id, campaignId, true);
     if (!EDITABLE.includes(row.status)) notEditable(row, 'cancelled');
+    const before = await withStats(tx, row);
     const [updated] = await tx.update(newsletterCampaigns).set({ status: 'cancelled', updatedAt: clock.now() })
       .where(eq(newsletterCampaigns.id, campaignId)).returning();
-    return withStats(tx, updated!);
+    return recordCampaignEvent(tx, clock, mailbox.partnerId, 'newsletter_campaign.cancelled', await withStats(tx, updated!), before);
   });
 }
 
