@@ -26,8 +26,30 @@ export interface AppConfig {
   domainDecertifyAfterDays: number;
   /** How often this process looks for due scheduled work; 0 runs none (another process does). */
   jobsIntervalSeconds: number;
+  /**
+   * `production` (default) or `development`. Development relaxes the safety rules for webhook endpoints only:
+   * plain http:// URLs and private or loopback addresses (a receiver on the developer's machine) are allowed.
+   */
+  appEnv: AppEnv;
   pec: PecConfig;
   newsletter: NewsletterConfig;
+  webhooks: WebhookConfig;
+}
+
+export const appEnvs = ['production', 'development'] as const;
+export type AppEnv = (typeof appEnvs)[number];
+
+/** The webhook dispatcher's settings. */
+export interface WebhookConfig {
+  /** Delivery workers in this process; 0 runs none (another process delivers). */
+  workers: number;
+  /**
+   * Limit for connecting, for the answer's headers and for each wait on its body; a slower receiver is a failed
+   * attempt. The whole attempt is cut off after 3 × this + 1 s, so a receiver trickling bytes cannot hold a worker.
+   */
+  timeoutMs: number;
+  /** Requests in flight to one endpoint at most, across all workers, so a burst of events cannot flood a receiver. */
+  concurrencyPerEndpoint: number;
 }
 
 /** The newsletter add-on's outbound relay (a smart host that does MX routing, queueing and retries). */
@@ -202,6 +224,14 @@ function loadNewsletterConfig(env: NodeJS.ProcessEnv, providerDomains: string[])
   };
 }
 
+function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
+  return {
+    workers: integer(env, 'WEBHOOK_WORKERS', 2, 0, 64),
+    timeoutMs: integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+    concurrencyPerEndpoint: integer(env, 'WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 100),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const host = env.HOST || '127.0.0.1';
@@ -219,6 +249,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     new URL(publicUrl);
   } catch {
     throw new ConfigError(`PUBLIC_URL must be an absolute URL; got '${publicUrl}'.`);
+  }
+  const appEnv = env.APP_ENV || 'production';
+  if (!(appEnvs as readonly string[]).includes(appEnv)) {
+    throw new ConfigError(`APP_ENV must be production or development; got '${appEnv}'.`);
   }
   return {
     databaseUrl,
@@ -238,7 +272,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     mailboxGraceDays: integer(env, 'MAILBOX_GRACE_DAYS', 30, 0, 365),
     domainDecertifyAfterDays: integer(env, 'DOMAIN_DECERTIFY_AFTER_DAYS', 7, 1, 365),
     jobsIntervalSeconds: integer(env, 'JOBS_INTERVAL_SECONDS', 60, 0, 86_400),
+    appEnv: appEnv as AppEnv,
     pec: loadPecConfig(env),
     newsletter: loadNewsletterConfig(env, providerDomains),
+    webhooks: loadWebhookConfig(env),
   };
 }

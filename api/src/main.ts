@@ -35,6 +35,8 @@ async function main(): Promise<void> {
   const app = await buildApp({ db: database.db, config, clock, prices });
   await app.listen({ host: config.host, port: config.port });
   app.jobs.start(config.jobsIntervalSeconds * 1000);
+  // Webhook delivery; app.close() (on SIGINT/SIGTERM) stops it after the attempts in flight are recorded.
+  app.webhooks.start(config.webhooks.workers);
   // The PEC engine: its identity first (generated on the very first start), then workers and SMTP front ends.
   await app.pec.identity();
   app.pec.startWorkers(config.pec.workers);

@@ -6,7 +6,7 @@ CREATE TABLE "events" (
 	"api_version" text NOT NULL,
 	"object_type" text NOT NULL,
 	"object_id" text NOT NULL,
-	"data" jsonb NOT NULL,
+	"data" json NOT NULL,
 	"request_id" text,
 	"idempotency_key" text,
 	"created_at" timestamp with time zone NOT NULL
@@ -58,7 +58,8 @@ CREATE TABLE "webhook_endpoints" (
 	"deleted_at" timestamp with time zone,
 	"created_at" timestamp with time zone NOT NULL,
 	"updated_at" timestamp with time zone NOT NULL,
-	CONSTRAINT "webhook_endpoints_status_check" CHECK ("webhook_endpoints"."status" in ('enabled','disabled'))
+	CONSTRAINT "webhook_endpoints_status_check" CHECK ("webhook_endpoints"."status" in ('enabled','disabled')),
+	CONSTRAINT "webhook_endpoints_disabled_reason_check" CHECK ("webhook_endpoints"."disabled_reason" in ('partner','gone','failing'))
 );
 --> statement-breakpoint
 ALTER TABLE "credit_accounts" ADD COLUMN "low_balance_threshold_cents" bigint;--> statement-breakpoint
@@ -81,4 +82,5 @@ CREATE INDEX "webhook_attempts_event_idx" ON "webhook_attempts" USING btree ("ev
 CREATE UNIQUE INDEX "webhook_deliveries_event_endpoint_key" ON "webhook_deliveries" USING btree ("event_id","endpoint_id");--> statement-breakpoint
 CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" USING btree ("next_attempt_at") WHERE "webhook_deliveries"."status" = 'pending';--> statement-breakpoint
 CREATE INDEX "webhook_deliveries_endpoint_idx" ON "webhook_deliveries" USING btree ("endpoint_id","created_at");--> statement-breakpoint
+CREATE INDEX "webhook_deliveries_endpoint_pending_idx" ON "webhook_deliveries" USING btree ("endpoint_id") WHERE "webhook_deliveries"."status" = 'pending';--> statement-breakpoint
 CREATE INDEX "webhook_endpoints_partner_idx" ON "webhook_endpoints" USING btree ("partner_id","created_at");

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigserial, boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigserial, boolean, check, index, integer, json, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { partners } from './partners.ts';
 
 /**
@@ -18,8 +18,11 @@ export const events = pgTable(
     /** The resource the event is about (`data.object.id` and its `object`), for filtering. */
     objectType: text('object_type').notNull(),
     objectId: text('object_id').notNull(),
-    /** `{ object, previous_attributes? }` exactly as delivered. */
-    data: jsonb('data').$type<{ object: Record<string, unknown>; previous_attributes?: Record<string, unknown> }>().notNull(),
+    /**
+     * `{ object, previous_attributes? }` exactly as delivered. `json`, not `jsonb`: it keeps the fields in the order
+     * the API shows them, so an event reads like the resource's GET.
+     */
+    data: json('data').$type<{ object: { id: string; object: string; [field: string]: unknown }; previous_attributes?: Record<string, unknown> }>().notNull(),
     requestId: text('request_id'),
     idempotencyKey: text('idempotency_key'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
@@ -35,6 +38,8 @@ export const events = pgTable(
 
 export const webhookEndpointStatuses = ['enabled', 'disabled'] as const;
 export type WebhookEndpointStatus = (typeof webhookEndpointStatuses)[number];
+export const webhookDisabledReasons = ['partner', 'gone', 'failing'] as const;
+export type WebhookDisabledReason = (typeof webhookDisabledReasons)[number];
 
 /** Where a partner wants its events. Secrets are Standard Webhooks `whsec_…`; during a rotation both sign. */
 export const webhookEndpoints = pgTable(
@@ -48,7 +53,7 @@ export const webhookEndpoints = pgTable(
     enabledEvents: text('enabled_events').array().notNull(),
     status: text('status', { enum: webhookEndpointStatuses }).notNull(),
     /** Why it was disabled: `partner` (PATCH), `gone` (the receiver answered 410), `failing` (3 days of failures). */
-    disabledReason: text('disabled_reason'),
+    disabledReason: text('disabled_reason', { enum: webhookDisabledReasons }),
     secret: text('secret').notNull(),
     previousSecret: text('previous_secret'),
     previousSecretExpiresAt: timestamp('previous_secret_expires_at', { withTimezone: true, mode: 'date' }),
@@ -62,6 +67,7 @@ export const webhookEndpoints = pgTable(
   (t) => [
     index('webhook_endpoints_partner_idx').on(t.partnerId, t.createdAt),
     check('webhook_endpoints_status_check', sql`${t.status} in ('enabled','disabled')`),
+    check('webhook_endpoints_disabled_reason_check', sql`${t.disabledReason} in ('partner','gone','failing')`),
   ],
 );
 
@@ -90,6 +96,8 @@ export const webhookDeliveries = pgTable(
     uniqueIndex('webhook_deliveries_event_endpoint_key').on(t.eventId, t.endpointId),
     index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
     index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
+    /** The dispatcher counts each endpoint's deliveries in flight (its concurrency bound) on every claim. */
+    index('webhook_deliveries_endpoint_pending_idx').on(t.endpointId).where(sql`${t.status} = 'pending'`),
     check('webhook_deliveries_status_check', sql`${t.status} in ('pending','succeeded','failed')`),
   ],
 );
