@@ -1,13 +1,15 @@
 import { execFile } from 'node:child_process';
-import { createServer, type IncomingMessage } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import {
   AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecPartner, PecPartnerError,
-  RateLimitError, responseOf,
+  RateLimitError, responseOf, WebhookVerificationError, webhooks,
 } from '@pec-partner/sdk';
+import { Webhook } from 'standardwebhooks';
 import { startDnsServer } from './helpers/dns-server.ts';
 import { harness } from './helpers/harness.ts';
 
@@ -196,4 +198,160 @@ t.test('a mailbox holder uses the SDK with its own credentials: send, read recei
   const wrong = await new PecPartner({ mailbox: { address: sender.address, password: 'sbagliata-123' }, baseUrl: base, maxRetries: 0 })
     .get('/v1/mailboxes/{id}/folders', { path: { id: sender.id } }).catch((e: unknown) => e);
   t.ok(wrong instanceof AuthenticationError);
+});
+
+t.test('webhooks.verify accepts what the standardwebhooks library signs, and nothing else', async (t) => {
+  const secret = `whsec_${randomBytes(24).toString('base64')}`;
+  const otherSecret = `whsec_${randomBytes(24).toString('base64')}`;
+  const event = {
+    id: 'evt_01JD0000000000000000000000', object: 'event', type: 'credit.topped_up', api_version: '2026-11-30',
+    created_at: '2026-11-30T10:00:00.000Z',
+    data: { object: { id: 'led_01JD0000000000000000000000', object: 'ledger_entry', amount: 5000, description: 'Ricarica Società' } },
+    request: { id: 'req_1', idempotency_key: 'topup-1' },
+  };
+  const body = JSON.stringify(event);
+  const now = new Date('2026-11-30T10:00:05.000Z');
+  const signed = (payload: string, at = now, key = secret, msgId = 'msg_1') => ({
+    'webhook-id': msgId,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': new Webhook(key).sign(msgId, at, payload),
+  });
+  const failure = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (error) {
+      return error;
+    }
+    return t.fail('verified') as never;
+  };
+  const headers = signed(body);
+
+  t.same(webhooks.verify(body, headers, secret, { now }), event, 'string body');
+  t.same(webhooks.verify(Buffer.from(body), headers, secret, { now }), event, 'Buffer body (non-ASCII text signed as UTF-8)');
+  t.same(webhooks.verify(new TextEncoder().encode(body), new Headers(headers), secret, { now }), event, 'Uint8Array body, Fetch Headers');
+  const shouted = { 'Webhook-Id': headers['webhook-id'], 'WEBHOOK-TIMESTAMP': headers['webhook-timestamp'], 'Webhook-Signature': [headers['webhook-signature']], other: undefined };
+  t.same(webhooks.verify(body, shouted, secret, { now }), event, 'header names in any case, array values');
+  t.same(new PecPartner({ apiKey: 'sk_live_x' }).webhooks.verify(body, headers, secret, { now }), event, 'reachable from the client too');
+  const current = signed(body, new Date());
+  t.same(new Webhook(secret).verify(body, current), webhooks.verify(body, current, secret), 'the reference library agrees on the same input');
+
+  const tampered = failure(() => webhooks.verify(body.replace('5000', '50000'), headers, secret, { now }));
+  t.ok(tampered instanceof WebhookVerificationError);
+  t.ok(tampered instanceof PecPartnerError);
+  t.match(tampered, { name: 'WebhookVerificationError', code: 'webhook_signature_mismatch', message: 'no v1 signature in webhook-signature matches this body and secret' });
+  t.match(failure(() => webhooks.verify(body, headers, otherSecret, { now })), { code: 'webhook_signature_mismatch' }, 'wrong secret');
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-id': 'msg_2' }, secret, { now })), { code: 'webhook_signature_mismatch' }, 'the id is signed');
+  const later = String(Number(headers['webhook-timestamp']) + 1);
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-timestamp': later }, secret, { now })), { code: 'webhook_signature_mismatch' }, 'the timestamp is signed');
+
+  // Rotation sends one signature per secret; unknown versions and garbage entries are skipped, not fatal.
+  const valid = headers['webhook-signature'];
+  const foreign = signed(body, now, otherSecret)['webhook-signature'];
+  const several = { ...headers, 'webhook-signature': `v1a,${valid.slice(3)} ${foreign} v2,${valid.slice(3)} nonsense ${valid}` };
+  t.same(webhooks.verify(body, several, secret, { now }), event, 'one valid among several');
+  t.same(webhooks.verify(body, several, otherSecret, { now }), event, 'the other secret of a rotation');
+  t.same(webhooks.verify(body, { ...headers, 'webhook-signature': `${foreign}, ${valid}` }, secret, { now }), event, 'repeated headers joined by Node');
+  t.same(webhooks.verify(body, { ...headers, 'webhook-signature': [foreign, valid] }, secret, { now }), event, 'repeated headers as an array');
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-signature': `${foreign} v2,${valid.slice(3)}` }, secret, { now })), { code: 'webhook_signature_mismatch' });
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-signature': valid.slice(0, -4) }, secret, { now })), { code: 'webhook_signature_mismatch' }, 'truncated signature');
+
+  const at = (seconds: number) => new Date(now.getTime() + seconds * 1000);
+  t.same(webhooks.verify(body, signed(body, at(-300)), secret, { now }), event, '300 s old is within the default tolerance');
+  t.same(webhooks.verify(body, signed(body, at(300)), secret, { now }), event, '300 s ahead likewise');
+  t.match(failure(() => webhooks.verify(body, signed(body, at(-301)), secret, { now })), { code: 'webhook_timestamp_too_old', message: 'webhook-timestamp is 301 s old, more than the 300 s allowed' });
+  t.match(failure(() => webhooks.verify(body, signed(body, at(301)), secret, { now })), { code: 'webhook_timestamp_too_new', message: 'webhook-timestamp is 301 s in the future, more than the 300 s allowed' });
+  t.match(failure(() => webhooks.verify(body, signed(body, at(-61)), secret, { now, toleranceSeconds: 60 })), { code: 'webhook_timestamp_too_old' });
+  t.match(failure(() => webhooks.verify(body, signed(body, new Date(Date.now() - 3_600_000)), secret)), { code: 'webhook_timestamp_too_old' }, 'defaults to the current time');
+  t.same(webhooks.verify(body, signed(body, new Date()), secret), event);
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-timestamp': '2026-11-30T10:00:00Z' }, secret, { now })), { code: 'webhook_timestamp_invalid' });
+
+  for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const) {
+    const without: Record<string, string> = { ...headers };
+    delete without[name];
+    t.match(failure(() => webhooks.verify(body, without, secret, { now })), { code: 'webhook_headers_missing', message: `missing header: ${name}` });
+  }
+  t.match(failure(() => webhooks.verify(body, {}, secret, { now })), { code: 'webhook_headers_missing', message: 'missing headers: webhook-id, webhook-timestamp, webhook-signature' });
+  t.match(failure(() => webhooks.verify(body, new Headers(), secret, { now })), { code: 'webhook_headers_missing' });
+  t.match(failure(() => webhooks.verify(body, { ...headers, 'webhook-id': ['msg_1', 'msg_9'] }, secret, { now })), { code: 'webhook_headers_invalid' });
+
+  const notJson = 'not json';
+  t.match(failure(() => webhooks.verify(notJson, signed(notJson), secret, { now })), { code: 'webhook_payload_invalid', message: 'the signed body is not JSON' });
+  const notEvent = '{"object":"customer"}';
+  t.match(failure(() => webhooks.verify(notEvent, signed(notEvent), secret, { now })), { code: 'webhook_payload_invalid', message: 'the signed body is not an event' });
+  t.throws(() => webhooks.verify(body, headers, 'whsec_not base64!', { now }), TypeError, 'a mistyped secret is a programming error, not a bad request');
+  t.throws(() => webhooks.verify(event as never, headers, secret, { now }), TypeError, 'a parsed body cannot be verified');
+});
+
+t.test('a real delivery verifies with webhooks.verify; endpoint, event and redelivery helpers; rotation; raw bodies with put', async (t) => {
+  const h = await harness(t, { env: { APP_ENV: 'development' } });
+  const base = await h.listen();
+  const p = await h.partner();
+  const client = new PecPartner({ apiKey: p.secret, baseUrl: base });
+
+  const received: { body: Buffer; headers: IncomingHttpHeaders }[] = [];
+  const receiver = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    received.push({ body: Buffer.concat(chunks), headers: req.headers });
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => receiver.close(resolve)));
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+
+  const endpoint = await client.webhookEndpoints.create({ url, enabled_events: ['credit.*'] });
+  t.match(endpoint, { object: 'webhook_endpoint', url, enabled_events: ['credit.*'], status: 'enabled', secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
+  const entry = await client.credit.topUp({ amount: 1234, currency: 'EUR', payment_reference: 'WH-1' }, { idempotencyKey: 'wh-key' });
+  const test = await client.webhookEndpoints.sendTest(endpoint.id);
+  await h.app.webhooks.drain();
+  t.equal(received.length, 2, 'the top-up and the test event');
+  const now = h.clock.now();
+  const events = received.map((r) => webhooks.verify(r.body, r.headers, endpoint.secret, { now }));
+  const topped = events.find((event) => event.type === 'credit.topped_up')!;
+  t.match(topped, { object: 'event', data: { object: { object: 'ledger_entry', id: entry.id, amount: 1234, balance_after: 1234 } }, request: { id: responseOf(entry)!.requestId, idempotency_key: 'wh-key' } });
+  t.equal(received.find((r) => r.headers['webhook-id'] === topped.id)?.headers['content-type'], 'application/json');
+  t.same(events.find((event) => event.type === 'test.webhook'), test, 'the test event as sent and as answered');
+  t.same(await client.events.retrieve(topped.id), topped, 'the delivered event is the stored one');
+  const listed = [];
+  for await (const event of client.events.list({ type: 'credit.*' })) listed.push(event.id);
+  t.same(listed, [topped.id]);
+  t.equal((await client.events.page({ type: 'test.webhook' })).data[0]?.id, test.id);
+  const tampered = received[0]!.body.toString().replace('1234', '9999');
+  t.throws(() => webhooks.verify(tampered, received[0]!.headers, endpoint.secret, { now }), { code: 'webhook_signature_mismatch' });
+
+  // After a rotation both secrets sign; a redelivery keeps the webhook-id, so receivers can drop it.
+  const rotated = await client.webhookEndpoints.rotateSecret(endpoint.id);
+  t.not(rotated.secret, endpoint.secret);
+  t.ok(rotated.secret_rotation_ends_at);
+  await client.events.redeliver(topped.id, { endpoint: endpoint.id });
+  await h.app.webhooks.drain();
+  const redelivered = received[2]!;
+  t.equal(redelivered.headers['webhook-id'], topped.id);
+  t.equal(String(redelivered.headers['webhook-signature']).split(' ').length, 2);
+  t.same(webhooks.verify(redelivered.body, redelivered.headers, rotated.secret, { now }), topped, 'verified with the new secret');
+  t.same(webhooks.verify(redelivered.body, redelivered.headers, endpoint.secret, { now }), topped, 'and with the previous one');
+  const attempts = [];
+  for await (const attempt of client.webhookEndpoints.attempts(endpoint.id)) attempts.push([attempt.event, attempt.succeeded, attempt.response_status]);
+  t.same(attempts.sort(), [[test.id, true, 204], [topped.id, true, 204], [topped.id, true, 204]].sort());
+  t.match(await client.webhookEndpoints.update(endpoint.id, { status: 'disabled' }), { status: 'disabled', disabled_reason: 'partner' });
+  await client.webhookEndpoints.del(endpoint.id);
+  t.ok((await client.webhookEndpoints.retrieve(endpoint.id).catch((e: unknown) => e)) instanceof NotFoundError);
+
+  // put() and raw bodies: a logo upload is bytes with their own content type, not JSON.
+  await client.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'WH-2' });
+  const customer = await client.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
+  await client.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
+  const mailbox = await client.post('/v1/mailboxes', { body: { local_part: 'logo', domain: 'pec.example.it', customer: customer.id, plan: 'standard' } });
+  await client.post('/v1/mailboxes/{id}/addons', { path: { id: mailbox.id }, body: { kind: 'branding' } });
+  const colors = { primary: '#0055aa', secondary: '#223344', background: '#fafafa', text: '#111111' };
+  const branding = await client.put('/v1/customers/{id}/branding', { path: { id: customer.id }, body: { slug: 'sdk-logo', colors, texts: { company_name: 'Studio' } } });
+  t.equal(responseOf(branding)?.status, 201);
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>';
+  const logo = await client.put('/v1/customers/{id}/branding/logo', { path: { id: customer.id }, raw: { contentType: 'image/svg+xml', data: Buffer.from(svg) } });
+  t.match(logo, { object: 'branding_logo', content_type: 'image/svg+xml', size_bytes: svg.length, removed: [] });
+  await t.rejects(
+    client.put('/v1/customers/{id}/branding', { path: { id: customer.id }, body: { slug: 'x', colors, texts: { company_name: 'x' } }, raw: { contentType: 'text/plain', data: 'x' } }),
+    new TypeError('give either body (JSON) or raw, not both'),
+  );
+  t.equal((await client.get('/v1/customers/{id}/branding', { path: { id: customer.id } })).slug, 'sdk-logo', 'nothing was sent');
 });

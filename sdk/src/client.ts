@@ -94,6 +94,7 @@ export class PecPartnerClient {
       path?: Record<string, string>;
       query?: Record<string, unknown>;
       body?: unknown;
+      raw?: { contentType: string; data: string | Uint8Array };
       headers?: Record<string, string>;
       idempotencyKey?: string;
       signal?: AbortSignal;
@@ -106,10 +107,14 @@ export class PecPartnerClient {
       ...options.headers,
     };
     if (method === 'post') headers['idempotency-key'] = options.idempotencyKey ?? randomUUID();
-    let body: string | undefined;
+    if (options.body !== undefined && options.raw !== undefined) throw new TypeError('give either body (JSON) or raw, not both');
+    let body: string | Uint8Array | undefined;
     if (options.body !== undefined) {
       body = JSON.stringify(options.body);
       headers['content-type'] = 'application/json';
+    } else if (options.raw !== undefined) {
+      body = options.raw.data;
+      headers['content-type'] = options.raw.contentType;
     }
 
     for (let attempt = 0; ; attempt++) {
@@ -127,6 +132,9 @@ export class PecPartnerClient {
   }
   post<P extends PathsFor<'post'>>(path: P, ...options: RequestArgs<Operation<P, 'post'>>) {
     return this.request('post', path, ...options);
+  }
+  put<P extends PathsFor<'put'>>(path: P, ...options: RequestArgs<Operation<P, 'put'>>) {
+    return this.request('put', path, ...options);
   }
   patch<P extends PathsFor<'patch'>>(path: P, ...options: RequestArgs<Operation<P, 'patch'>>) {
     return this.request('patch', path, ...options);
@@ -171,7 +179,7 @@ export class PecPartnerClient {
     return `${this.#baseUrl}${filled}${qs ? `?${qs}` : ''}`;
   }
 
-  async #send(method: HttpMethod, url: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+  async #send(method: HttpMethod, url: string, headers: Record<string, string>, body: string | Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     // One deadline for the whole attempt (headers and body), combined with the caller's own signal.
     const deadline = AbortSignal.timeout(this.#timeoutMs);
     const attemptSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;

@@ -1,5 +1,6 @@
 import { PecPartnerClient, type ClientOptions } from './client.js';
 import type { components, operations } from './schema.js';
+import { webhooks } from './webhooks.js';
 
 type Schemas = components['schemas'];
 type Query<Id extends keyof operations> = NonNullable<operations[Id]['parameters']['query']>;
@@ -34,6 +35,33 @@ export class PecPartner extends PecPartnerClient {
 
   readonly prices = {
     list: () => this.list('/v1/prices'),
+  };
+
+  /** `verify(rawBody, headers, secret)`: also importable on its own, for receivers that hold no API key. */
+  readonly webhooks = webhooks;
+
+  readonly webhookEndpoints = {
+    /** The answer carries the signing `secret`, shown only here. */
+    create: (body: Schemas['WebhookEndpointCreate'], call: Call = {}) => this.post('/v1/webhook-endpoints', { body, ...call }),
+    retrieve: (id: string, call: Call = {}) => this.get('/v1/webhook-endpoints/{id}', { path: { id }, ...call }),
+    update: (id: string, body: Schemas['WebhookEndpointUpdate'], call: Call = {}) => this.patch('/v1/webhook-endpoints/{id}', { path: { id }, body, ...call }),
+    del: (id: string, call: Call = {}) => this.delete('/v1/webhook-endpoints/{id}', { path: { id }, ...call }),
+    list: () => this.list('/v1/webhook-endpoints'),
+    /** A new secret; the previous one keeps signing for 24 hours. */
+    rotateSecret: (id: string, call: Call = {}) => this.post('/v1/webhook-endpoints/{id}/rotate-secret', { path: { id }, ...call }),
+    /** A `test.webhook` event for this endpoint only. */
+    sendTest: (id: string, call: Call = {}) => this.post('/v1/webhook-endpoints/{id}/test', { path: { id }, ...call }),
+    attempts: (id: string) => this.list('/v1/webhook-endpoints/{id}/attempts', { path: { id } }),
+  };
+
+  readonly events = {
+    retrieve: (id: string, call: Call = {}) => this.get('/v1/events/{id}', { path: { id }, ...call }),
+    /** One page. */
+    page: (query: Query<'listEvents'> = {}, call: Call = {}) => this.get('/v1/events', { query, ...call }),
+    /** Every matching event of the last 30 days, across pages. */
+    list: (query: Omit<Query<'listEvents'>, 'starting_after'> = {}) => this.list('/v1/events', { query }),
+    /** Sends the event again (same `webhook-id`), to `endpoint` or to every endpoint that selects it. */
+    redeliver: (id: string, body: Schemas['EventRedeliver'] = {}, call: Call = {}) => this.post('/v1/events/{id}/redeliver', { path: { id }, body, ...call }),
   };
 
   readonly apiKeys = {

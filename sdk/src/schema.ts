@@ -168,7 +168,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Set the low-balance threshold
+         * @description When a charge takes the balance from at or above the threshold to below it, a `credit.balance_low` event is emitted once; it is emitted again only after the balance has risen to the threshold and falls below it anew.
+         */
+        patch: operations["updateCreditSettings"];
         trace?: never;
     };
     "/v1/credit/top-ups": {
@@ -1459,6 +1463,169 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List events of the last 30 days, newest first
+         * @description Every state change and credit movement of your account writes one event, in the same transaction as the change. Events are kept 30 days.
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an event of the last 30 days */
+        get: operations["getEvent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhook endpoints, newest first */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description Events selected by `enabled_events` are POSTed to `url`, signed per the Standard Webhooks specification (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The response carries the signing `secret`, shown only here.
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve a webhook endpoint */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description Nothing more is sent to it, including retries still pending.
+         */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a webhook endpoint
+         * @description Only the fields sent change. `status: disabled` stops deliveries (they wait); `status: enabled` resumes them and clears `disabled_reason`, also after the dispatcher disabled the endpoint.
+         */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the signing secret
+         * @description Returns the new secret (shown only here). For 24 hours every request carries two signatures, one with the new secret and one with the previous one, so receivers can switch without losing events.
+         */
+        post: operations["rotateWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event to this endpoint
+         * @description Records a `test.webhook` event (`data.object` is the endpoint) delivered to this endpoint only, whatever its filter.
+         */
+        post: operations["sendTestWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The endpoint's delivery attempts, newest first
+         * @description Every HTTP request sent to the endpoint, successful or not, with the start of the answer.
+         */
+        get: operations["listWebhookAttempts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send an event again
+         * @description Queues the event now, with a fresh retry schedule, for `endpoint`, or else for every enabled endpoint that selects it or already had it (endpoints created after the event included). The `webhook-id` stays the event's id, so receivers de-duplicate it like a retry. Answers with the deliveries queued.
+         */
+        post: operations["redeliverEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1622,14 +1789,23 @@ export interface components {
         };
         /** CreditBalance */
         CreditBalance: {
+            /** @description The partner's id: each partner has one credit account. */
+            id: string;
             /** @enum {string} */
             object: "credit_balance";
             /** @description Euro cents available. */
             balance: number;
             /** @enum {string} */
             currency: "EUR";
+            /** @description Euro cents: a movement that takes the balance from at or above this to below it emits `credit.balance_low`; null: off. */
+            low_balance_threshold: number | null;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** CreditSettingsUpdate */
+        CreditSettingsUpdate: {
+            /** @description Euro cents; null turns the `credit.balance_low` event off. */
+            low_balance_threshold: number | null;
         };
         /** Customer */
         Customer: {
@@ -1873,6 +2049,14 @@ export interface components {
             /** @enum {boolean} */
             deleted: true;
         };
+        /** DeletedWebhookEndpoint */
+        DeletedWebhookEndpoint: {
+            id: string;
+            /** @enum {string} */
+            object: "webhook_endpoint";
+            /** @enum {boolean} */
+            deleted: true;
+        };
         /** DnsCheck */
         DnsCheck: {
             /** Format: date-time */
@@ -1972,6 +2156,69 @@ export interface components {
             sdi_code?: string | null;
             pec?: string | null;
         };
+        /** Event */
+        Event: {
+            /** @description Prefixed `evt_`. */
+            id: string;
+            /** @enum {string} */
+            object: "event";
+            type: components["schemas"]["EventType"];
+            /** @description The API version `data.object` is shaped by. */
+            api_version: string;
+            /** Format: date-time */
+            created_at: string;
+            data: components["schemas"]["EventData"];
+            request: components["schemas"]["EventRequest"];
+        };
+        /** EventData */
+        EventData: {
+            object: components["schemas"]["EventObject"];
+            previous_attributes?: components["schemas"]["EventPreviousAttributes"];
+        };
+        /** EventList */
+        EventList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["Event"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /**
+         * EventObject
+         * @description The resource as the API returned it right after the change (for a deletion: as it was last).
+         */
+        EventObject: {
+            id: string;
+            /** @description Which resource: `mailbox`, `ledger_entry`, `credit_balance`, … */
+            object: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * EventPreviousAttributes
+         * @description For changes of an existing resource: the old value of each top-level field that changed.
+         */
+        EventPreviousAttributes: {
+            [key: string]: unknown;
+        };
+        /** EventRedeliver */
+        EventRedeliver: {
+            /** @description A webhook endpoint id (`we_…`); it must be enabled. */
+            endpoint?: string;
+        };
+        /** EventRequest */
+        EventRequest: {
+            /** @description The `request-id` of the API call that caused the event; null for scheduled work. */
+            id: string | null;
+            /** @description The `Idempotency-Key` that call sent, if any. */
+            idempotency_key: string | null;
+        };
+        /**
+         * EventType
+         * @enum {unknown}
+         */
+        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.balance_low" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
         /** FieldError */
         FieldError: {
             /** @description JSON pointer (RFC 6901) to the invalid value, e.g. `/address/postcode`. */
@@ -3083,6 +3330,136 @@ export interface components {
             payment_reference: string;
             description?: string;
         };
+        /** WebhookAttempt */
+        WebhookAttempt: {
+            /** @description Prefixed `wat_`. */
+            id: string;
+            /** @enum {string} */
+            object: "webhook_attempt";
+            /** @description The event sent; also the `webhook-id` header of the request. */
+            event: string;
+            endpoint: string;
+            /** @description The URL the request went to (the endpoint's at the time). */
+            url: string;
+            /** Format: date-time */
+            attempted_at: string;
+            /** @description The receiver answered 2xx. */
+            succeeded: boolean;
+            /** @description Null when no answer came. */
+            response_status: number | null;
+            /** @description The first 1 KiB of the answer. */
+            response_body_excerpt: string | null;
+            /** @description Why no usable answer came: timeout, refused connection, unsafe address, redirect. */
+            error: string | null;
+            latency_ms: number;
+        };
+        /** WebhookAttemptList */
+        WebhookAttemptList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["WebhookAttempt"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** WebhookDelivery */
+        WebhookDelivery: {
+            /** @description Prefixed `wdl_`. */
+            id: string;
+            /** @enum {string} */
+            object: "webhook_delivery";
+            event: string;
+            endpoint: string;
+            /** @enum {unknown} */
+            status: "pending" | "succeeded" | "failed";
+            /** @description Attempts since it was last queued. */
+            attempts: number;
+            next_attempt_at: string | null;
+            last_attempt_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** WebhookDeliveryList */
+        WebhookDeliveryList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["WebhookDelivery"][];
+            has_more: boolean;
+            next_cursor: null;
+        };
+        /** WebhookEndpoint */
+        WebhookEndpoint: {
+            /** @description Prefixed `we_`. */
+            id: string;
+            /** @enum {string} */
+            object: "webhook_endpoint";
+            url: string;
+            description: string | null;
+            enabled_events: string[];
+            /** @enum {unknown} */
+            status: "enabled" | "disabled";
+            /** @description `partner` (disabled with PATCH), `gone` (the receiver answered 410 Gone), `failing` (3 days of failed attempts). */
+            disabled_reason: ("partner" | "gone" | "failing") | null;
+            metadata: components["schemas"]["Metadata"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description After a rotation, until when the previous secret still signs (a second signature in `webhook-signature`). */
+            secret_rotation_ends_at: string | null;
+        };
+        /** WebhookEndpointCreate */
+        WebhookEndpointCreate: {
+            /** @description Absolute https:// URL without credentials. Addresses of private networks (loopback, RFC 1918, link-local, unique local, multicast) are refused, also when a name resolves to one at delivery time. A server running with `APP_ENV=development` allows http:// and private addresses. */
+            url: string;
+            description?: string;
+            /** @description Event types to receive: exact types (`credit.charged`), a prefix (`mailbox.*`) or `*` for every type except the opt-in `message.*` (list `message.*` or its types to receive PEC message outcomes). */
+            enabled_events?: string[];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        /** WebhookEndpointList */
+        WebhookEndpointList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["WebhookEndpoint"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** WebhookEndpointUpdate */
+        WebhookEndpointUpdate: {
+            /** @description Absolute https:// URL without credentials. Addresses of private networks (loopback, RFC 1918, link-local, unique local, multicast) are refused, also when a name resolves to one at delivery time. A server running with `APP_ENV=development` allows http:// and private addresses. */
+            url?: string;
+            description?: string | null;
+            /** @description Event types to receive: exact types (`credit.charged`), a prefix (`mailbox.*`) or `*` for every type except the opt-in `message.*` (list `message.*` or its types to receive PEC message outcomes). */
+            enabled_events?: string[];
+            metadata?: components["schemas"]["MetadataUpdate"];
+            /** @enum {unknown} */
+            status?: "enabled" | "disabled";
+        };
+        /** WebhookEndpointWithSecret */
+        WebhookEndpointWithSecret: {
+            /** @description Prefixed `we_`. */
+            id: string;
+            /** @enum {string} */
+            object: "webhook_endpoint";
+            url: string;
+            description: string | null;
+            enabled_events: string[];
+            /** @enum {unknown} */
+            status: "enabled" | "disabled";
+            /** @description `partner` (disabled with PATCH), `gone` (the receiver answered 410 Gone), `failing` (3 days of failed attempts). */
+            disabled_reason: ("partner" | "gone" | "failing") | null;
+            metadata: components["schemas"]["Metadata"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description After a rotation, until when the previous secret still signs (a second signature in `webhook-signature`). */
+            secret_rotation_ends_at: string | null;
+            /** @description The signing secret (`whsec_…`, Standard Webhooks form). Shown in this response only. */
+            secret: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -3822,6 +4199,57 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditBalance"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateCreditSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditSettingsUpdate"];
+            };
+        };
         responses: {
             /** @description Default Response */
             200: {
@@ -10293,6 +10721,672 @@ export interface operations {
             };
             /** @description Unsupported media type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                /** @description An event type, or a prefix with `.*` such as `mailbox.*`. */
+                type?: string;
+                /** @description Only events about this resource (`data.object.id`), e.g. a mailbox id. */
+                object_id?: string;
+                /** @description Events created at or after this instant. */
+                created_after?: string;
+                /** @description Events created before this instant. */
+                created_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An event id (`evt_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedWebhookEndpoint"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointUpdate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sendTestWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookAttempts: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A webhook endpoint id (`we_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAttemptList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeliverEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An event id (`evt_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventRedeliver"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -40,6 +40,11 @@ export type RequestOptions<Op> = PathOption<Op> &
   BodyOption<Op> & {
     query?: QueryParams<Op>;
     headers?: Record<string, string>;
+    /**
+     * Bytes sent as they are instead of a JSON `body`, for the operations that take a file: a logo
+     * (`image/png`, `image/svg+xml`), a CSV import (`text/csv`), a message (`message/rfc822`).
+     */
+    raw?: { contentType: string; data: string | Uint8Array };
     /** Defaults to a new random key per call for POST, reused across that call's retries. */
     idempotencyKey?: string;
     signal?: AbortSignal;
