@@ -1,15 +1,9 @@
 import { createHash } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, lte } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { idempotencyKeys, type Db } from '@pec-partner/db';
 import type { Clock } from '../clock.ts';
 import { ProblemError } from './problem.ts';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    idempotencyKey: string | null;
-  }
-}
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 export const REPLAY_HEADER = 'idempotent-replayed';
@@ -28,13 +22,11 @@ function canonical(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/**
- * `Idempotency-Key` on POST. The key row is claimed (inserted as in_progress) before the handler runs, so a
- * concurrent duplicate finds it and gets a 409 instead of executing twice. The finished response is stored
- * and replayed for 24 h. A process that dies mid-request leaves the key in_progress until it expires: the
- * operation may have committed, so running it again could charge twice; clients should retry with the same
- * key (409) and after expiry use a new one.
- */
+/** What makes a retry the same request as the one that used the key first. */
+export function requestFingerprint(method: string, url: string, body: unknown): string {
+  return createHash('sha256').update(`${method} ${url}\n${canonical(body ?? null)}`).digest('hex');
+}
+
 /** Keys belong to the partner; a mailbox holder's keys are kept apart from the partner's and other holders'. */
 function scopeOf(request: FastifyRequest): { partnerId: string; keyPrefix: string } | null {
   if (request.principal) return { partnerId: request.principal.partnerId, keyPrefix: '' };
@@ -47,8 +39,75 @@ function scopeOf(request: FastifyRequest): { partnerId: string; keyPrefix: strin
   return null;
 }
 
-export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, ttlHours: number): void {
-  app.decorateRequest('idempotencyKey', null);
+/** How long an in_progress claim must go unrenewed before another request with the same key may take it over. */
+export const CLAIM_RECOVERY_MS = 5 * 60_000;
+/** How often a running request renews its claim: well within the recovery window, so a few missed renewals are harmless. */
+export const CLAIM_RENEWAL_MS = 60_000;
+
+export interface IdempotencyOptions {
+  recoveryWindowMs?: number;
+  renewalIntervalMs?: number;
+}
+
+/** A claim this process holds; in the row, `claimed_by` is its request's id (a ULID, unique across processes). */
+interface HeldClaim {
+  partnerId: string;
+  key: string;
+  renewal: NodeJS.Timeout;
+  renewing: Promise<void> | null;
+}
+
+/**
+ * `Idempotency-Key` on POST. The key row is claimed (inserted as in_progress) before the handler runs, so a
+ * concurrent duplicate finds it and gets a 409 instead of executing twice. The finished response is stored
+ * and replayed for 24 h; a 5xx or 429 frees the key instead, so a retry runs the request again.
+ *
+ * A process that dies mid-request leaves its claim in_progress. The claim names the request holding it
+ * (`claimed_by`) and is renewed (`claimed_at`) while that request runs, so a claim unrenewed for the recovery
+ * window belongs to a request that no longer exists, and the next retry with the same body takes it over. A
+ * renewal, not a deadline, is what tells a slow request from a dead one: nothing in Fastify stops a running
+ * handler (`requestTimeout` only bounds receiving the request, before the claim; `handlerTimeout` answers 503
+ * but lets the handler go on), so a request that outlived a fixed window could still commit after a takeover.
+ * What a takeover cannot know is whether the dead request committed before dying: after a crash between the
+ * handler's commit and the storing of its response, the retry runs the operation a second time.
+ */
+export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, ttlHours: number, options: IdempotencyOptions = {}): void {
+  const recoveryWindowMs = options.recoveryWindowMs ?? CLAIM_RECOVERY_MS;
+  const renewalIntervalMs = options.renewalIntervalMs ?? CLAIM_RENEWAL_MS;
+  const held = new WeakMap<FastifyRequest, HeldClaim>();
+  const keyOf = (partnerId: string, key: string) => and(eq(idempotencyKeys.partnerId, partnerId), eq(idempotencyKeys.key, key));
+
+  const renew = (request: FastifyRequest, claim: HeldClaim): void => {
+    if (claim.renewing) return;
+    claim.renewing = db
+      .update(idempotencyKeys)
+      .set({ claimedAt: clock.now() })
+      .where(and(keyOf(claim.partnerId, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress')))
+      .returning({ key: idempotencyKeys.key })
+      .then((renewed) => {
+        // A renewal that lost the race with the response being stored finds the claim completed: nothing lost.
+        if (renewed.length > 0 || held.get(request) !== claim) return;
+        // Only if renewals failed for the whole window: a retry has taken over and may run the operation again.
+        request.log.error('idempotency claim taken over while its request runs: the response will not be stored');
+        release(request);
+      }, (error: unknown) => request.log.error({ err: error }, 'idempotency claim renewal failed'))
+      .finally(() => { claim.renewing = null; });
+  };
+
+  const hold = (request: FastifyRequest, partnerId: string, key: string): void => {
+    const claim: HeldClaim = { partnerId, key, renewing: null, renewal: setInterval(() => renew(request, claim), renewalIntervalMs) };
+    // The renewal must not keep a closing process alive.
+    claim.renewal.unref();
+    held.set(request, claim);
+  };
+
+  const release = (request: FastifyRequest): HeldClaim | undefined => {
+    const claim = held.get(request);
+    if (!claim) return undefined;
+    held.delete(request);
+    clearInterval(claim.renewal);
+    return claim;
+  };
 
   app.addHook('preHandler', async (request, reply) => {
     const scope = scopeOf(request);
@@ -61,10 +120,9 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
     }
     const { partnerId } = scope;
     const key = scope.keyPrefix + given;
-    const requestHash = createHash('sha256')
-      .update(`${request.method} ${request.url}\n${canonical(request.body ?? null)}`)
-      .digest('hex');
+    const requestHash = requestFingerprint(request.method, request.url, request.body);
     const now = clock.now();
+    const expiresAt = new Date(now.getTime() + ttlHours * 3_600_000);
 
     for (let attempt = 0; attempt < 2; attempt++) {
       const claimed = await db
@@ -76,24 +134,21 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
           method: request.method,
           path: request.url,
           state: 'in_progress',
+          claimedBy: request.id,
+          claimedAt: now,
           createdAt: now,
-          expiresAt: new Date(now.getTime() + ttlHours * 3_600_000),
+          expiresAt,
         })
         .onConflictDoNothing()
         .returning({ key: idempotencyKeys.key });
       if (claimed.length > 0) {
-        request.idempotencyKey = key;
+        hold(request, partnerId, key);
         return;
       }
-      const [existing] = await db
-        .select()
-        .from(idempotencyKeys)
-        .where(and(eq(idempotencyKeys.partnerId, partnerId), eq(idempotencyKeys.key, key)));
+      const [existing] = await db.select().from(idempotencyKeys).where(keyOf(partnerId, key));
       if (!existing) continue; // deleted between our insert and select: claim again
       if (existing.expiresAt <= now) {
-        await db
-          .delete(idempotencyKeys)
-          .where(and(eq(idempotencyKeys.partnerId, partnerId), eq(idempotencyKeys.key, key), eq(idempotencyKeys.createdAt, existing.createdAt)));
+        await db.delete(idempotencyKeys).where(and(keyOf(partnerId, key), lte(idempotencyKeys.expiresAt, now)));
         continue;
       }
       if (existing.requestHash !== requestHash) {
@@ -101,8 +156,35 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
           `The Idempotency-Key '${given}' was already used with a different request (${existing.method} ${existing.path}).`);
       }
       if (existing.state === 'in_progress') {
+        const recoverableAt = existing.claimedAt.getTime() + recoveryWindowMs;
+        if (recoverableAt <= now.getTime()) {
+          // One statement decides among retries racing for the same abandoned claim: the first moves
+          // claimed_at past the cutoff, so the others' WHERE no longer matches and they get the 409 below.
+          const [taken] = await db
+            .update(idempotencyKeys)
+            .set({ claimedBy: request.id, claimedAt: now, expiresAt })
+            .where(and(
+              keyOf(partnerId, key),
+              eq(idempotencyKeys.state, 'in_progress'),
+              eq(idempotencyKeys.requestHash, requestHash),
+              lte(idempotencyKeys.claimedAt, new Date(now.getTime() - recoveryWindowMs)),
+            ))
+            .returning({ key: idempotencyKeys.key });
+          if (taken) {
+            request.log.warn({ abandonedBy: existing.claimedBy }, 'idempotency claim taken over from a request that stopped renewing it');
+            hold(request, partnerId, key);
+            return;
+          }
+        }
+        // A claim renewed recently is a live request, most likely about to finish; one that has missed
+        // renewals was probably left by a dead process and can be taken over only at the end of the window.
+        const orphaned = now.getTime() - existing.claimedAt.getTime() > 2 * renewalIntervalMs;
+        const retryAfter = orphaned ? Math.max(1, Math.ceil((recoverableAt - now.getTime()) / 1000)) : 1;
         throw new ProblemError(409, 'idempotency_request_in_progress', 'Conflict',
-          `A request with the Idempotency-Key '${given}' is still being processed; retry shortly.`, {}, { 'retry-after': '1' });
+          orphaned
+            ? `A request with the Idempotency-Key '${given}' was interrupted; it can be retried with this key in ${retryAfter} s.`
+            : `A request with the Idempotency-Key '${given}' is still being processed; retry shortly.`,
+          {}, { 'retry-after': String(retryAfter) });
       }
       for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
       reply.header(REPLAY_HEADER, 'true');
@@ -113,18 +195,17 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
-    const key = request.idempotencyKey;
-    const scope = scopeOf(request);
-    if (!key || !scope) return payload;
-    request.idempotencyKey = null;
-    const where = and(eq(idempotencyKeys.partnerId, scope.partnerId), eq(idempotencyKeys.key, key));
+    const claim = release(request);
+    if (!claim) return payload;
+    // Only while the claim is still this request's: one taken over after a stall belongs to the retry now.
+    const ours = and(keyOf(claim.partnerId, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress'));
     // Server faults and throttling are not outcomes of the request: free the key so a retry runs it.
     if (reply.statusCode >= 500 || reply.statusCode === 429) {
-      await db.delete(idempotencyKeys).where(where);
+      await db.delete(idempotencyKeys).where(ours);
       return payload;
     }
     const contentType = reply.getHeader('content-type');
-    await db
+    const stored = await db
       .update(idempotencyKeys)
       .set({
         state: 'completed',
@@ -132,7 +213,14 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
         responseBody: typeof payload === 'string' ? payload : payload == null ? '' : String(payload),
         responseHeaders: contentType ? { 'content-type': String(contentType) } : {},
       })
-      .where(where);
+      .where(ours)
+      .returning({ key: idempotencyKeys.key });
+    if (stored.length === 0) request.log.warn('response not stored: its idempotency claim was taken over');
     return payload;
+  });
+
+  // Should a hook before ours fail onSend, the claim stops being renewed and becomes recoverable.
+  app.addHook('onResponse', async (request) => {
+    release(request);
   });
 }

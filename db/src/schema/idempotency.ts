@@ -5,6 +5,8 @@ import { partners } from './partners.ts';
 /**
  * Idempotency keys, scoped per partner. A row is inserted before the request runs (state in_progress), which
  * is what stops two concurrent duplicates from both executing; the response is stored when it completes.
+ * `claimed_by` names the request holding an in_progress claim and `claimed_at` is when it last showed it was
+ * alive: a claim left behind by a process that died can be taken over once that is old enough.
  */
 export const idempotencyKeys = pgTable(
   'idempotency_keys',
@@ -18,6 +20,8 @@ export const idempotencyKeys = pgTable(
     responseStatus: integer('response_status'),
     responseBody: text('response_body'),
     responseHeaders: jsonb('response_headers').$type<Record<string, string>>(),
+    claimedBy: text('claimed_by'),
+    claimedAt: timestamp('claimed_at', { withTimezone: true, mode: 'date' }).notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
