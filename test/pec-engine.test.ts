@@ -424,3 +424,59 @@ t.test("a receipt signed by a provider that does not manage the recipient's doma
   t.same(await statuses(), { [anna]: 'delivered', [nobody]: 'failed' });
   t.equal((await alice.folder('receipts')).length, before.receipts + 1);
 });
+
+t.test('delivery timers (spec §4.5) only for PEC recipients handed to another provider', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pec-timers-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const remote = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
+  const identity = await createProviderIdentity({ providerName: remote.name, domain: remote.domain, now: new Date('2026-11-01T00:00:00Z') });
+  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  await writeFile(path.join(dir, 'index.ldif'), toLdif({
+    dn: `providerName=${remote.name},o=postacert`, providerName: remote.name, managedDomains: [remote.domain],
+    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
+  }));
+  // Both other servers unreachable: envelopes wait in the queue and no receipt ever comes back.
+  const unreachable = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => unreachable.once('listening', resolve));
+  const closedPort = (unreachable.address() as net.AddressInfo).port;
+  await new Promise((resolve) => unreachable.close(resolve));
+  const { h, alice, bob } = await setup(t, {
+    PEC_PROVIDER_INDEX_FILE: path.join(dir, 'index.ldif'),
+    PEC_SMTP_ROUTES: `${remote.domain}=127.0.0.1:${closedPort},posta.example=127.0.0.1:${closedPort}`,
+  });
+  const anna = `anna@${remote.domain}`;
+
+  const send = async (to: string[], subject: string) => {
+    const sent = await alice.post('/messages', { to, subject, text: 'Testo' });
+    t.equal(sent.status, 201, subject);
+    return sent.body.id as string;
+  };
+  const local = await send([bob.address], 'Solo locale');
+  const mixed = await send([bob.address, anna], 'Anche remota');
+  const ordinary = await send(['mario.rossi@posta.example'], 'Posta ordinaria');
+  await h.app.pec.drain();
+  /** Timer jobs per transaction, as hours after the submission. */
+  const timers = async () => Object.fromEntries((await h.database.db.execute<{ dedupe_key: string; hours: number }>(sql`
+    select j.dedupe_key, extract(epoch from j.run_at - x.submitted_at)::int / 3600 as hours
+    from pec_jobs j join pec_transactions x on x.id = j.payload->>'transaction'
+    where j.kind = 'timer' order by j.dedupe_key`)).map((r) => [r.dedupe_key, Number(r.hours)]));
+  t.same(await timers(), { [`timer12:${mixed}`]: 12, [`timer24:${mixed}`]: 24 }, `none for the local-only ${local} or the ordinary-mail ${ordinary} message`);
+
+  // Dispatch repeated after a crash queues the same two timers.
+  await h.database.db.execute(sql`update pec_jobs set done_at = null, run_at = ${h.clock.now().toISOString()}::timestamptz where kind = 'dispatch'`);
+  await h.app.pec.drain();
+  t.same(Object.keys(await timers()), [`timer12:${mixed}`, `timer24:${mixed}`]);
+
+  const notices = async () => (await alice.folder('receipts')).filter((m) => m.kind === 'delay_warning' || m.kind === 'timeout').map((m) => [m.kind, m.subject]);
+  h.clock.advance(12 * 3_600_000);
+  await h.app.pec.drain();
+  t.same(await notices(), [['delay_warning', 'AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: Anche remota']], '12 h: a warning for the remote recipient');
+  h.clock.advance(12 * 3_600_000);
+  await h.app.pec.drain();
+  t.same(await notices(), [
+    ['delay_warning', 'AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: Anche remota'],
+    ['timeout', 'AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: Anche remota'],
+  ], '24 h: the final notice');
+  const [open] = await h.database.db.execute<{ n: number }>(sql`select count(*)::int as n from pec_jobs where kind = 'timer' and done_at is null`);
+  t.equal(Number(open!.n), 0, 'both timers ran');
+});

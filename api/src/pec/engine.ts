@@ -54,8 +54,6 @@ export interface JsonSubmission {
   receipt_type?: ReceiptType | undefined;
 }
 
-export const HOURS = 3_600_000;
-
 /**
  * The PEC engine of this provider: access point (submissions), the durable pipeline that signs and delivers
  * envelopes and receipts, and the provider's identity and index. It has no HTTP or SMTP code: the API routes and
@@ -207,9 +205,9 @@ export class PecEngine {
 
   /**
    * Access point (spec §4.1): checks the message and records the outcome durably in one transaction: the
-   * transaction row, the sender's copy, and the pipeline jobs (acceptance or non-acceptance notice, dispatch,
-   * timers). Signing happens in the jobs, off this path. Refusals that cannot be answered with a notice (a
-   * mailbox that may not send, an oversized message) are thrown as problems (SMTP maps them to reply codes).
+   * transaction row, the sender's copy, and the pipeline jobs (acceptance or non-acceptance notice, dispatch).
+   * Signing happens in the jobs, off this path. Refusals that cannot be answered with a notice (a mailbox that may
+   * not send, an oversized message) are thrown as problems (SMTP maps them to reply codes).
    */
   async submitRaw(holder: HolderPrincipal, raw: Buffer, envelope?: { mailFrom: string; rcptTo: string[] }): Promise<SubmissionView> {
     // A collaborator sends only in a mode that allows it (the front ends check it first; this is the backstop).
@@ -248,7 +246,6 @@ export class PecEngine {
     const accepted = violations.length === 0 && !virus;
     const refusal = accepted ? null : virus ? `virus informatico rilevato (${virus})` : violations.map((v) => v.descrizione).join('; ');
     const content = toPostacert(raw, { pecMessageId, originalMessageId: parsed.originalMessageId });
-    const remote = recipients.filter((r) => r.certified);
 
     await this.db.transaction(async (tx) => {
       await tx.insert(pecTransactions).values({
@@ -278,11 +275,8 @@ export class PecEngine {
           mailboxId: holder.mailboxId, folder: 'sent', kind: 'original', content, messageId: pecMessageId, pecMessageId,
           subject: parsed.subject, fromAddress: mailbox.address, dedupeKey: `sent:${id}`, now,
         });
+        // The delivery timers are dispatch's to queue: it is the step that hands recipients to other providers.
         jobs.push({ kind: 'dispatch', payload: { transaction: id }, dedupeKey: `dispatch:${id}`, runAt: now });
-        if (remote.length > 0) {
-          jobs.push({ kind: 'timer', payload: { transaction: id, stage: '12h' }, dedupeKey: `timer12:${id}`, runAt: new Date(now.getTime() + 12 * HOURS) });
-          jobs.push({ kind: 'timer', payload: { transaction: id, stage: '24h' }, dedupeKey: `timer24:${id}`, runAt: new Date(now.getTime() + 24 * HOURS) });
-        }
       }
       await enqueue(tx, this.clock, jobs);
     });

@@ -16,6 +16,8 @@ import { inboxHasRoom, storeMessage } from './store.ts';
 
 type RecipientRow = typeof pecRecipients.$inferSelect;
 
+const HOURS = 3_600_000;
+
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 /**
@@ -89,7 +91,8 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
 
   /**
    * Sends the transport envelope towards every recipient domain: local domains are taken in charge and delivered
-   * here; other domains get an SMTP job each.
+   * here; other domains get an SMTP job each, and the delivery timers are queued when a PEC recipient among them
+   * must be confirmed by another provider.
    */
   async function dispatch(payload: Record<string, unknown>): Promise<void> {
     const transactionId = payload.transaction as string;
@@ -99,11 +102,13 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     for (const recipient of recipients) byDomain.set(domainOf(recipient.address), [...(byDomain.get(domainOf(recipient.address)) ?? []), recipient]);
 
     const remote: string[] = [];
+    let certifiedElsewhere = false;
     let envelopeMessage: SystemMessage | undefined;
     let envelope: Buffer | undefined;
     for (const [domain, domainRecipients] of byDomain) {
       if (!(await engine.isLocalDomain(domain))) {
         remote.push(domain);
+        certifiedElsewhere ||= domainRecipients.some((r) => r.certified);
         continue;
       }
       envelopeMessage ??= await buildTransportEnvelope(tx, { original: row.content! });
@@ -112,9 +117,19 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
       for (const recipient of domainRecipients) await deliverLocally(row, recipient, envelope, subjectOf(envelopeMessage));
     }
     if (remote.length > 0) {
-      await enqueue(engine.db, engine.clock, remote.map((domain) => ({
-        kind: 'send_envelope', payload: { transaction: row.id, domain }, dedupeKey: `send_envelope:${row.id}:${domain}`, runAt: engine.clock.now(),
-      })));
+      const submittedAt = row.submittedAt.getTime();
+      await enqueue(engine.db, engine.clock, [
+        ...remote.map((domain) => ({
+          kind: 'send_envelope', payload: { transaction: row.id, domain }, dedupeKey: `send_envelope:${row.id}:${domain}`, runAt: engine.clock.now(),
+        })),
+        // Local delivery is certified at once, and ordinary mail gets no receipts: only a PEC recipient handed to
+        // another provider can be left waiting. Due from the submission, so a late or repeated dispatch queues the
+        // same timers at the same instants.
+        ...(certifiedElsewhere ? [
+          { kind: 'timer', payload: { transaction: row.id, stage: '12h' }, dedupeKey: `timer12:${row.id}`, runAt: new Date(submittedAt + 12 * HOURS) },
+          { kind: 'timer', payload: { transaction: row.id, stage: '24h' }, dedupeKey: `timer24:${row.id}`, runAt: new Date(submittedAt + 24 * HOURS) },
+        ] : []),
+      ]);
     }
   }
 
