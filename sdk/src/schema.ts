@@ -447,7 +447,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel now, at the end of the term, or on a date
-         * @description `now` cancels at once: a mailbox never activated is refunded in full, the rest of an active term is not. `term_end` and `date` schedule it (undo with DELETE /v1/mailboxes/{id}/cancellation).
+         * @description `now` cancels at once: a mailbox never activated is refunded in full, the rest of an active term is not. `term_end` and `date` schedule it (undo with DELETE /v1/mailboxes/{id}/cancellation). When it is cancelled, and when it expires after its grace period, its active and scheduled add-ons end with it (unrefunded, like the term) and its delegations are revoked.
          */
         post: operations["cancelMailbox"];
         delete?: never;
@@ -562,7 +562,7 @@ export interface paths {
         put?: never;
         /**
          * Buy an add-on for a mailbox
-         * @description `when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; `when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan's maximum.
+         * @description `when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; `when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan's maximum. Add-ons end with their mailbox (cancelled, or expired after its grace period).
          */
         post: operations["purchaseAddon"];
         delete?: never;
@@ -580,7 +580,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel an add-on now (unused part refunded) or at renewal */
+        /**
+         * Cancel an add-on now (unused part refunded) or at renewal
+         * @description Refused while what is in use would not fit, now or from the renewal on: space below the bytes already used (409 `quota_below_usage`), delegation seats below the invited and active delegations (409 `delegations_over_limit`, with `must_revoke`). A space add-on cancelled now changes the mailbox's `quotas`.
+         */
         post: operations["cancelAddon"];
         delete?: never;
         options?: never;
@@ -617,7 +620,7 @@ export interface paths {
         put?: never;
         /**
          * Invite a collaborator to the mailbox with an access mode
-         * @description By the partner (API key) or the holder (HTTP Basic). Returns the invitation token once (only its hash is kept); it is valid 7 days and accepted with `POST /v1/delegation-invitations/accept`. Invited and active delegations together are limited by the delegate seats: those included in the plan plus purchased `delegation_seat` add-ons (409 `delegate_seats_exhausted`). `send_only`: sends PEC, and sees only what it sent itself (its sent copies and their receipts); `read_only`: reads messages, folders and the log; `read_write`: also marks seen/unseen, moves and deletes; `full_access`: everything a collaborator can do, sending included. Managing delegations and supervision stays with the holder.
+         * @description By the partner (API key) or the holder (HTTP Basic). Returns the invitation token once (only its hash is kept); it is valid 7 days and accepted with `POST /v1/delegation-invitations/accept`. Invited and active delegations together are limited by the delegate seats: those included in the plan plus purchased `delegation_seat` add-ons (409 `delegate_seats_exhausted`), now and from the renewal on: a seat cancelled for the renewal is not given to a new collaborator. `send_only`: sends PEC, and sees only what it sent itself (its sent copies and their receipts); `read_only`: reads messages, folders and the log; `read_write`: also marks seen/unseen, moves and deletes; `full_access`: everything a collaborator can do, sending included. Managing delegations and supervision stays with the holder.
          */
         post: operations["createDelegation"];
         delete?: never;

@@ -26,7 +26,7 @@ export const eventTypes = {
   'mailbox.renewed': 'A mailbox was renewed for another term (charged).',
   'mailbox.plan_changed': 'A mailbox changed plan (now, or at the renewal when scheduled).',
   'mailbox.updated':
-    'A mailbox changed otherwise (renewal mode, scheduled or undone cancellation, plan change scheduled for the renewal, password reset).',
+    'A mailbox changed otherwise (renewal mode, scheduled or undone cancellation, plan change scheduled for the renewal, password reset, `quotas` after a space add-on is bought or cancelled now).',
   'mailbox.expiring':
     'A mailbox expires within 30, 7 or 1 days: one event per notice listed at GET /v1/mailboxes/{id}/notices; `data.object.expires_at` says when.',
   'mailbox.expired': 'An unrenewed mailbox expired after its grace period.',
@@ -36,12 +36,12 @@ export const eventTypes = {
   'mailbox_addon.activated': 'A scheduled add-on started with the new term (charged for it with the renewal).',
   'mailbox_addon.renewed': 'An add-on was charged for the new term with its mailbox.',
   'mailbox_addon.updated': 'An add-on changed otherwise (cancellation scheduled or undone).',
-  'mailbox_addon.cancelled': 'An add-on ended.',
+  'mailbox_addon.cancelled': 'An add-on ended (cancelled now, at the renewal, or with its mailbox).',
 
   'delegation.created': 'A collaborator was invited to a mailbox.',
   'delegation.accepted': 'A collaborator accepted the invitation.',
   'delegation.updated': "A delegation's mode or name changed.",
-  'delegation.revoked': 'A delegation was revoked.',
+  'delegation.revoked': 'A delegation was revoked (by request, or because its mailbox ended).',
   'delegation.expired': 'An invitation was not accepted within 7 days.',
 
   'credit.topped_up': 'Credit was added (`data.object` is the ledger entry).',

@@ -36,7 +36,8 @@ export async function addonRoutes(app: App, deps: AppDeps): Promise<void> {
       summary: 'Buy an add-on for a mailbox',
       description:
         '`when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; ' +
-        '`when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan\'s maximum.',
+        '`when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan\'s maximum. ' +
+        'Add-ons end with their mailbox (cancelled, or expired after its grace period).',
       params: Params,
       body: Type.Object({
         kind: Type.Enum(addonKinds),
@@ -66,6 +67,10 @@ export async function addonRoutes(app: App, deps: AppDeps): Promise<void> {
       operationId: 'cancelAddon',
       tags: ['Add-ons'],
       summary: 'Cancel an add-on now (unused part refunded) or at renewal',
+      description:
+        'Refused while what is in use would not fit, now or from the renewal on: space below the bytes already used ' +
+        '(409 `quota_below_usage`), delegation seats below the invited and active delegations (409 ' +
+        '`delegations_over_limit`, with `must_revoke`). A space add-on cancelled now changes the mailbox\'s `quotas`.',
       params: AddonParams,
       body: Type.Object({ when: Type.Union([Type.Literal('now'), Type.Literal('renewal')]) }, { title: 'AddonCancellation', additionalProperties: false }),
       response: { 200: MailboxAddon, ...problemResponses(404, 409) },

@@ -1,5 +1,5 @@
-import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
-import { mailboxAddons, mailboxes, type AddonKind, type DbOrTx } from '@pec-partner/db';
+import { and, desc, eq, gt, inArray, lt, or, sql } from 'drizzle-orm';
+import { delegations, mailboxAddons, mailboxes, type AddonKind, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
@@ -7,6 +7,7 @@ import { newId } from '../../ids.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { changedAttributes } from '../events/service.ts';
+import { mailboxView } from '../mailboxes/view.ts';
 
 export interface AddonDeps {
   db: import('@pec-partner/db').Db;
@@ -71,21 +72,33 @@ async function lockMailbox(tx: DbOrTx, partnerId: string, mailboxId: string): Pr
 
 const GB_KINDS: Partial<Record<AddonKind, 'inbox' | 'archive'>> = { extra_inbox_gb: 'inbox', extra_archive_gb: 'archive' };
 
-/** Recomputes the purchased space and seats from the active add-ons: the quotas the engine enforces. */
-async function applyQuantities(tx: DbOrTx, mailboxId: string, now: Date): Promise<void> {
+type Quotas = Pick<MailboxRow, 'extraInboxBytes' | 'extraArchiveBytes'>;
+
+/** The purchased space the active add-ons give: the quotas the engine enforces. */
+async function quotasFromAddons(tx: DbOrTx, mailboxId: string): Promise<Quotas> {
   const rows = await tx
     .select({ kind: mailboxAddons.kind, total: sql<number>`sum(${mailboxAddons.quantity})::int` })
     .from(mailboxAddons)
     .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.status, 'active')))
     .groupBy(mailboxAddons.kind);
   const total = (kind: AddonKind) => rows.find((r) => r.kind === kind)?.total ?? 0;
-  await tx
-    .update(mailboxes)
-    .set({ extraInboxBytes: total('extra_inbox_gb') * GB, extraArchiveBytes: total('extra_archive_gb') * GB, updatedAt: now })
-    .where(eq(mailboxes.id, mailboxId));
+  return { extraInboxBytes: total('extra_inbox_gb') * GB, extraArchiveBytes: total('extra_archive_gb') * GB };
 }
 
-/** Checks that space after the change stays within the plan's maximum and not below what is already used. */
+/**
+ * After a space add-on starts or ends on its own (bought or cancelled now), stores the mailbox's new quotas and
+ * reports them: GET /v1/mailboxes/{id} shows them, so the change is a `mailbox.updated`. Other kinds change no
+ * quota, and leave the mailbox (and its `updated_at`) alone.
+ */
+async function applyQuotas(tx: DbOrTx, clock: Clock, mailbox: MailboxRow, now: Date): Promise<void> {
+  const quotas = await quotasFromAddons(tx, mailbox.id);
+  if (quotas.extraInboxBytes === mailbox.extraInboxBytes && quotas.extraArchiveBytes === mailbox.extraArchiveBytes) return;
+  const [updated] = await tx.update(mailboxes).set({ ...quotas, updatedAt: now }).where(eq(mailboxes.id, mailbox.id)).returning();
+  const object = mailboxView(updated!);
+  await recordEvent(tx, clock, { partnerId: mailbox.partnerId, type: 'mailbox.updated', object, previousAttributes: changedAttributes(mailboxView(mailbox), object) });
+}
+
+/** Checks that space after the purchase stays within the plan's maximum and not below what is already used. */
 function checkSpace(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number): void {
   const which = GB_KINDS[kind];
   if (!which) return;
@@ -95,9 +108,23 @@ function checkSpace(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKin
   if (base + extraGbAfter > max) {
     throw invalid([{ pointer: '/quantity', location: 'body', code: 'out_of_range', detail: `the ${mailbox.plan} plan allows at most ${max} GB of ${which} space (${base} GB included)` }]);
   }
+  checkSpaceCoversUsage(mailbox, prices, kind, extraGbAfter, 'now');
+}
+
+/**
+ * Space given back is refused (409 `quota_below_usage`) when what the mailbox already uses would not fit, now or
+ * from the renewal on (on the plan it renews on).
+ */
+function checkSpaceCoversUsage(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number, from: 'now' | 'renewal'): void {
+  const which = GB_KINDS[kind];
+  if (!which) return;
+  const plan = prices.mailbox_plans[from === 'now' ? mailbox.plan : (mailbox.planAtRenewal ?? mailbox.plan)];
+  const total = (which === 'inbox' ? plan.inbox_gb : plan.archive_gb) + extraGbAfter;
   const used = which === 'inbox' ? mailbox.usedInboxBytes : mailbox.usedArchiveBytes;
-  if (used > (base + extraGbAfter) * GB) {
-    throw conflict('quota_below_usage', `The mailbox already uses ${used} bytes of ${which} space, more than ${base + extraGbAfter} GB.`);
+  if (used > total * GB) {
+    throw conflict('quota_below_usage',
+      `The mailbox already uses ${used} bytes of ${which} space, more than the ${total} GB it would have${from === 'renewal' ? ' from the renewal' : ''}.`,
+      { used_bytes: used, total_bytes: total * GB });
   }
 }
 
@@ -107,6 +134,74 @@ async function purchasedUnits(tx: DbOrTx, mailboxId: string, kind: AddonKind, st
     .from(mailboxAddons)
     .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.kind, kind), inArray(mailboxAddons.status, statuses)));
   return row!.total;
+}
+
+type UnitRow = Pick<Row, 'id' | 'quantity' | 'status' | 'cancelAtRenewal'>;
+
+/** The mailbox's add-ons of one kind that count now or from the renewal (active and scheduled). */
+async function liveUnitRows(tx: DbOrTx, mailboxId: string, kind: AddonKind): Promise<UnitRow[]> {
+  return tx.select({ id: mailboxAddons.id, quantity: mailboxAddons.quantity, status: mailboxAddons.status, cancelAtRenewal: mailboxAddons.cancelAtRenewal })
+    .from(mailboxAddons)
+    .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.kind, kind), inArray(mailboxAddons.status, ['active', 'scheduled'])));
+}
+
+/** Units in use now (active) and in the term after the renewal (active ones that renew, and scheduled ones). */
+function unitsOf(rows: UnitRow[]): { now: number; atRenewal: number } {
+  const sum = (keep: (row: UnitRow) => boolean) => rows.filter(keep).reduce((total, row) => total + row.quantity, 0);
+  return {
+    now: sum((row) => row.status === 'active'),
+    atRenewal: sum((row) => row.status === 'scheduled' || (row.status === 'active' && !row.cancelAtRenewal)),
+  };
+}
+
+/** The rows as they will be once `cancelled` is cancelled now (gone) or at the renewal (not renewing). */
+const afterCancellation = (rows: UnitRow[], cancelled: Row, when: 'now' | 'renewal'): UnitRow[] =>
+  rows.flatMap((row) => (row.id !== cancelled.id ? [row] : when === 'now' ? [] : [{ ...row, cancelAtRenewal: true }]));
+
+export interface DelegateSeats {
+  /** Seats in the current term: the plan's included ones plus the active seat packs. */
+  now: number;
+  included: number;
+  purchased: number;
+  /** Seats from the renewal on: the included ones of the plan it renews on, plus the packs that renew or start then. */
+  atRenewal: number;
+}
+
+function seatsOf(rows: UnitRow[], mailbox: MailboxRow, prices: PriceListConfig): DelegateSeats {
+  const units = unitsOf(rows);
+  return {
+    now: mailbox.includedDelegates + units.now,
+    included: mailbox.includedDelegates,
+    purchased: units.now,
+    atRenewal: prices.mailbox_plans[mailbox.planAtRenewal ?? mailbox.plan].included_delegates + units.atRenewal,
+  };
+}
+
+/**
+ * Delegate seats now and from the renewal on. Live delegations (invited or active) must fit both: a seat that ends
+ * at the renewal is not given to a new collaborator, who would otherwise be one too many once the renewal comes.
+ */
+export async function delegateSeats(db: DbOrTx, prices: PriceListConfig, mailbox: MailboxRow): Promise<DelegateSeats> {
+  return seatsOf(await liveUnitRows(db, mailbox.id, 'delegation_seat'), mailbox, prices);
+}
+
+/**
+ * A seat pack cancelled now or at the renewal must leave a seat for every live delegation (an invitation past its
+ * 7 days holds none), now and from the renewal on; otherwise 409 `delegations_over_limit` says how many to revoke.
+ */
+async function checkDelegationsFit(tx: DbOrTx, prices: PriceListConfig, mailbox: MailboxRow, cancelled: Row, when: 'now' | 'renewal', now: Date): Promise<void> {
+  const seats = seatsOf(afterCancellation(await liveUnitRows(tx, mailbox.id, 'delegation_seat'), cancelled, when), mailbox, prices);
+  const live = await tx.select({ status: delegations.status }).from(delegations)
+    .where(and(eq(delegations.mailboxId, mailbox.id), or(eq(delegations.status, 'active'), and(eq(delegations.status, 'invited'), gt(delegations.inviteExpiresAt, now)))));
+  const limit = Math.min(seats.now, seats.atRenewal);
+  if (live.length <= limit) return;
+  const active = live.filter((d) => d.status === 'active').length;
+  const excess = live.length - limit;
+  throw conflict('delegations_over_limit',
+    `Without add-on '${cancelled.id}' mailbox ${mailbox.address} has ${limit} delegate seat${limit === 1 ? '' : 's'}${seats.atRenewal < seats.now ? ' from the renewal on' : ''}, ` +
+    `but ${live.length} delegation${live.length === 1 ? ' is' : 's are'} live (${active} active, ${live.length - active} invited): ` +
+    `revoke ${excess} delegation${excess === 1 ? '' : 's'} first.`,
+    { seats: limit, delegations: live.length, must_revoke: excess });
 }
 
 export interface PurchaseInput {
@@ -153,7 +248,7 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
           description: `${addonNames[input.kind]} ×${quantity} until ${mailbox.expiresAt!.toISOString().slice(0, 10)}: ${mailbox.address}`,
         });
       }
-      await applyQuantities(tx, mailboxId, now);
+      await applyQuotas(tx, deps.clock, mailbox, now);
     }
     return view;
   });
@@ -169,8 +264,9 @@ export async function listAddons(db: DbOrTx, partnerId: string, mailboxId: strin
 }
 
 /**
- * `now`: ends at once, the unused part of the term refunded pro rata (space cannot go below what is used);
- * `renewal`: keeps working until the term ends and is not renewed. `DELETE …/cancellation` undoes the latter.
+ * `now`: ends at once, the unused part of the term refunded pro rata; `renewal`: keeps working until the term ends
+ * and is not renewed. `DELETE …/cancellation` undoes the latter. Either way space cannot go below what is used
+ * (409 `quota_below_usage`) and seats below the live delegations (409 `delegations_over_limit`).
  */
 export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId: string, addonId: string, when: 'now' | 'renewal', requestId: string | null): Promise<AddonView> {
   return deps.db.transaction(async (tx) => {
@@ -183,13 +279,20 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
       if (row.status === 'scheduled') throw conflict('addon_not_started', `Add-on '${addonId}' starts at the renewal; cancel it now instead.`);
       // Asked again: already so, nothing changes and nothing is reported.
       if (row.cancelAtRenewal) return addonView(row, mailbox);
+    }
+    if (GB_KINDS[row.kind]) {
+      // Checked in each term the add-on would still have given space to: now if active, from the renewal on if it renews or starts then.
+      const units = unitsOf(afterCancellation(await liveUnitRows(tx, mailboxId, row.kind), row, when));
+      if (when === 'now' && row.status === 'active') checkSpaceCoversUsage(mailbox, deps.prices, row.kind, units.now, 'now');
+      if (!row.cancelAtRenewal) checkSpaceCoversUsage(mailbox, deps.prices, row.kind, units.atRenewal, 'renewal');
+    }
+    if (row.kind === 'delegation_seat') await checkDelegationsFit(tx, deps.prices, mailbox, row, when, now);
+    if (when === 'renewal') {
       const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: true, updatedAt: now }).where(eq(mailboxAddons.id, addonId)).returning();
       return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));
     }
-    if (row.status === 'active' && GB_KINDS[row.kind]) {
-      checkSpace(mailbox, deps.prices, row.kind, (await purchasedUnits(tx, mailboxId, row.kind, ['active'])) - row.quantity);
-    }
     const [updated] = await tx.update(mailboxAddons).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(mailboxAddons.id, addonId)).returning();
+    const view = await recordChange(tx, deps.clock, partnerId, 'mailbox_addon.cancelled', addonView(row, mailbox), addonView(updated!, mailbox));
     if (row.status === 'active') {
       const amount = proRata(deps.prices.addons[row.kind].unit_amount, row.quantity, mailbox.expiresAt!.getTime() - now.getTime());
       if (amount > 0) {
@@ -198,9 +301,9 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
           description: `Refund: ${addonNames[row.kind]} ×${row.quantity} cancelled (${formatEuro(amount)} unused): ${mailbox.address}`,
         });
       }
-      await applyQuantities(tx, mailboxId, now);
+      await applyQuotas(tx, deps.clock, mailbox, now);
     }
-    return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.cancelled', addonView(row, mailbox), addonView(updated!, mailbox));
+    return view;
   });
 }
 
@@ -217,11 +320,15 @@ export async function undoAddonCancellation(deps: AddonDeps, partnerId: string, 
 
 /**
  * Part of a mailbox renewal, in its transaction: charges every add-on that continues (and the scheduled ones
- * that start) for the new term, ends those cancelled for the renewal, and applies the resulting quotas. Short
+ * that start) for the new term, ends those cancelled for the renewal, and returns the resulting quotas. Short
  * credit fails the whole renewal. Each add-on's event shows it in the new term, as the API shows it once the
  * renewal commits.
+ *
+ * The quotas are returned, not stored with a `mailbox.updated` of their own: the renewal stores them in its own
+ * change of the mailbox row, so its `mailbox.renewed` event carries them (old values in `previous_attributes`).
+ * A separate event would show an intermediate mailbox, new quotas with the old term, which GET never returns.
  */
-export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListConfig, mailbox: MailboxRow, termYears: number, requestId: string | null): Promise<void> {
+export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListConfig, mailbox: MailboxRow, termYears: number, requestId: string | null): Promise<Quotas> {
   const now = clock.now();
   const renewed = { expiresAt: termEndAfterRenewal(mailbox.expiresAt, termYears, now) };
   const rows = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.mailboxId, mailbox.id), inArray(mailboxAddons.status, ['active', 'scheduled'])))
@@ -247,7 +354,22 @@ export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListCon
       await recordChange(tx, clock, mailbox.partnerId, 'mailbox_addon.renewed', before, addonView(row, renewed));
     }
   }
-  await applyQuantities(tx, mailbox.id, now);
+  return quotasFromAddons(tx, mailbox.id);
+}
+
+/**
+ * Part of ending a mailbox (cancelled, or expired after its grace period), in its transaction: its active and
+ * scheduled add-ons end with it, unrefunded like the mailbox's own term, each with its `mailbox_addon.cancelled`.
+ * Returns the quotas without them, for the mailbox's own change (and event) to carry, as at the renewal.
+ */
+export async function endAddonsOfMailbox(tx: DbOrTx, clock: Clock, mailbox: MailboxRow, now: Date): Promise<Quotas> {
+  const rows = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.mailboxId, mailbox.id), inArray(mailboxAddons.status, ['active', 'scheduled'])))
+    .orderBy(mailboxAddons.id).for('update');
+  for (const row of rows) {
+    const [ended] = await tx.update(mailboxAddons).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(mailboxAddons.id, row.id)).returning();
+    await recordChange(tx, clock, mailbox.partnerId, 'mailbox_addon.cancelled', addonView(row, mailbox), addonView(ended!, mailbox));
+  }
+  return quotasFromAddons(tx, mailbox.id);
 }
 
 /** Writes the event of a change to an add-on, with the old values of what changed; returns the new view. */
@@ -267,7 +389,3 @@ export async function hasActiveAddon(db: DbOrTx, mailboxId: string, kind: AddonK
   return row !== undefined;
 }
 
-/** Delegate seats: the plan's included ones plus the purchased packs. */
-export async function delegateSeats(db: DbOrTx, mailbox: Pick<MailboxRow, 'id' | 'includedDelegates'>): Promise<number> {
-  return mailbox.includedDelegates + (await purchasedUnits(db, mailbox.id, 'delegation_seat', ['active']));
-}

@@ -58,7 +58,8 @@ export async function delegationRoutes(app: App, deps: AppDeps): Promise<void> {
         'By the partner (API key) or the holder (HTTP Basic). Returns the invitation token once (only its hash is kept); ' +
         'it is valid 7 days and accepted with `POST /v1/delegation-invitations/accept`. Invited and active delegations ' +
         'together are limited by the delegate seats: those included in the plan plus purchased `delegation_seat` add-ons ' +
-        '(409 `delegate_seats_exhausted`). ' + modeDescription,
+        '(409 `delegate_seats_exhausted`), now and from the renewal on: a seat cancelled for the renewal is not given to a ' +
+        'new collaborator. ' + modeDescription,
       security,
       params: Params,
       body: Type.Object({

@@ -9,7 +9,8 @@ import { newId, randomToken } from '../../ids.ts';
 import { hashPassword, verifyPassword } from '../../passwords.ts';
 import { delegateSeats } from '../addons/service.ts';
 import { changedAttributes } from '../events/service.ts';
-import { validatePassword } from '../mailboxes/service.ts';
+import type { PriceListConfig } from '../credit/prices.ts';
+import { validatePassword } from '../mailboxes/password-policy.ts';
 
 type Row = typeof delegations.$inferSelect;
 type MailboxRow = typeof mailboxes.$inferSelect;
@@ -120,9 +121,10 @@ export interface InviteInput {
 /**
  * Invites a collaborator: the token is returned here once (only its SHA-256 is kept) and is valid 7 days. Live
  * delegations (invited or active) are bounded by the mailbox's delegate seats: the plan's included seats plus the
- * purchased `delegation_seat` add-ons. The mailbox row is locked, so concurrent invitations cannot overbook.
+ * purchased `delegation_seat` add-ons, now and from the renewal on. The mailbox row is locked, so concurrent
+ * invitations cannot overbook.
  */
-export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: string; mailboxId: string }, input: InviteInput) {
+export async function inviteDelegate(deps: DelegationDeps & { prices: PriceListConfig }, scope: { partnerId: string; mailboxId: string }, input: InviteInput) {
   const email = input.email.trim().toLowerCase();
   const now = deps.clock.now();
   const token = INVITATION_TOKEN_PREFIX + randomToken(40);
@@ -139,14 +141,20 @@ export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: s
         .where(and(eq(delegations.mailboxId, mailbox.id), inArray(delegations.status, ['invited', 'active'])));
       const existing = live.find((d) => d.email === email);
       if (existing) throw conflict('delegation_exists', `${email} already has a ${existing.status} delegation on this mailbox (${existing.id}); change its mode or revoke it.`, { delegation: existing.id });
-      const seats = await delegateSeats(tx, mailbox);
-      if (live.length >= seats) {
+      const seats = await delegateSeats(tx, deps.prices, mailbox);
+      const limit = Math.min(seats.now, seats.atRenewal);
+      if (live.length >= limit) {
         const active = live.filter((d) => d.status === 'active').length;
+        const taken = `(${active} active, ${live.length - active} invited)`;
+        const plural = (n: number) => `${n} delegate seat${n === 1 ? '' : 's'}`;
         throw conflict('delegate_seats_exhausted',
-          `Mailbox ${mailbox.address} has ${seats} delegate seat${seats === 1 ? '' : 's'} (${mailbox.includedDelegates} included in the plan, ` +
-          `${seats - mailbox.includedDelegates} purchased) and all are taken (${active} active, ${live.length - active} invited). ` +
-          'Buy a delegation_seat add-on or revoke a delegation.',
-          { seats, included: mailbox.includedDelegates, purchased: seats - mailbox.includedDelegates, used: live.length });
+          seats.atRenewal < seats.now
+            ? `Mailbox ${mailbox.address} has ${plural(seats.now)} now (${seats.included} included in the plan, ${seats.purchased} purchased) but ` +
+              `${seats.atRenewal} from the renewal on (seats cancelled for the renewal, or a smaller plan), and ${live.length} ${live.length === 1 ? 'is' : 'are'} taken ${taken}. ` +
+              'Keep the delegation_seat add-ons for the renewal, buy more, or revoke a delegation.'
+            : `Mailbox ${mailbox.address} has ${plural(seats.now)} (${seats.included} included in the plan, ${seats.purchased} purchased) and all are taken ${taken}. ` +
+              'Buy a delegation_seat add-on or revoke a delegation.',
+          { seats: limit, included: seats.included, purchased: seats.purchased, seats_at_renewal: seats.atRenewal, used: live.length });
       }
       const [row] = await tx.insert(delegations).values({
         id: newId('dlg', now), partnerId: mailbox.partnerId, mailboxId: mailbox.id, email, name: input.name ?? null, mode: input.mode,
@@ -224,6 +232,22 @@ export async function revokeDelegation(deps: DelegationDeps, scope: { partnerId:
     const [updated] = await tx.update(delegations).set({ status: 'revoked', revokedAt: now, updatedAt: now }).where(eq(delegations.id, id)).returning();
     return recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.revoked', delegationView(updated!, mailbox.address, now), delegationView(row, mailbox.address, now));
   });
+}
+
+/**
+ * Part of ending a mailbox, in its transaction: invitations past their 7 days are recorded as expired, and every
+ * live delegation is revoked (`delegation.revoked` each), so no collaborator signs in to it again and no seat
+ * outlives it.
+ */
+export async function revokeDelegationsOfMailbox(tx: DbOrTx, clock: Clock, mailbox: Pick<MailboxRow, 'id' | 'address' | 'partnerId'>, now: Date): Promise<void> {
+  await expireInvitations(tx, clock, now, mailbox.id);
+  const live = await tx.select().from(delegations)
+    .where(and(eq(delegations.mailboxId, mailbox.id), inArray(delegations.status, ['invited', 'active'])))
+    .orderBy(delegations.id).for('update');
+  for (const row of live) {
+    const [revoked] = await tx.update(delegations).set({ status: 'revoked', revokedAt: now, updatedAt: now }).where(eq(delegations.id, row.id)).returning();
+    await recordDelegationEvent(tx, clock, mailbox.partnerId, 'delegation.revoked', delegationView(revoked!, mailbox.address, now), delegationView(row, mailbox.address, now));
+  }
 }
 
 const invitationProblem = (status: number, code: string, detail: string) => new ProblemError(status, code, status === 410 ? 'Gone' : 'Conflict', detail);

@@ -161,7 +161,9 @@ export async function mailboxRoutes(app: App, deps: AppDeps): Promise<void> {
     schema: {
       ...action('cancelMailbox', 'Cancel now, at the end of the term, or on a date',
         '`now` cancels at once: a mailbox never activated is refunded in full, the rest of an active term is not. ' +
-        '`term_end` and `date` schedule it (undo with DELETE /v1/mailboxes/{id}/cancellation).'),
+        '`term_end` and `date` schedule it (undo with DELETE /v1/mailboxes/{id}/cancellation). When it is cancelled, and ' +
+        'when it expires after its grace period, its active and scheduled add-ons end with it (unrefunded, like the term) ' +
+        'and its delegations are revoked.'),
       body: Type.Object(
         { when: Type.Union([Type.Literal('now'), Type.Literal('term_end'), Type.Literal('date')]), date: Type.Optional(time) },
         { title: 'MailboxCancel', additionalProperties: false },

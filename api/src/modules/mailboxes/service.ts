@@ -13,11 +13,16 @@ import { newId } from '../../ids.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
 import { generatePassword, hashPassword } from '../../passwords.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
-import { renewAddons } from '../addons/service.ts';
+import { endAddonsOfMailbox, renewAddons } from '../addons/service.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
+import { revokeDelegationsOfMailbox } from '../delegations/service.ts';
 import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
 import { changedAttributes } from '../events/service.ts';
+import { validatePassword } from './password-policy.ts';
+import { mailboxView, type MailboxView } from './view.ts';
+
+export type { MailboxView };
 
 type Row = typeof mailboxes.$inferSelect;
 
@@ -59,41 +64,6 @@ function addYears(date: Date, count: number): Date {
   return next;
 }
 
-export function mailboxView(row: Row) {
-  const quota = (base: number, extra: number, used: number) => ({ base_bytes: base, extra_bytes: extra, total_bytes: base + extra, used_bytes: used });
-  return {
-    id: row.id,
-    object: 'mailbox' as const,
-    address: row.address,
-    local_part: row.localPart,
-    domain: row.domainName,
-    domain_id: row.domainId ?? `pdm_${row.domainName}`,
-    customer: row.customerId,
-    plan: row.plan,
-    plan_at_renewal: row.planAtRenewal,
-    term_years: row.termYears,
-    renewal_mode: row.renewalMode,
-    status: row.status,
-    suspension_reason: row.suspensionReason,
-    quotas: {
-      inbox: quota(row.inboxQuotaBytes, row.extraInboxBytes, row.usedInboxBytes),
-      archive: quota(row.archiveQuotaBytes, row.extraArchiveBytes, row.usedArchiveBytes),
-    },
-    included_delegates: row.includedDelegates,
-    requested_at: row.requestedAt.toISOString(),
-    activated_at: row.activatedAt?.toISOString() ?? null,
-    expires_at: row.expiresAt?.toISOString() ?? null,
-    suspended_at: row.suspendedAt?.toISOString() ?? null,
-    expired_at: row.expiredAt?.toISOString() ?? null,
-    cancel_at: row.cancelAt?.toISOString() ?? null,
-    cancelled_at: row.cancelledAt?.toISOString() ?? null,
-    password_changed_at: row.passwordChangedAt.toISOString(),
-    created_at: row.requestedAt.toISOString(),
-    updated_at: row.updatedAt.toISOString(),
-  };
-}
-export type MailboxView = ReturnType<typeof mailboxView>;
-
 type MailboxEventType = Extract<EventType, `mailbox.${string}`>;
 
 /** Records the events of one change of a mailbox, from the row before it to the row stored now. */
@@ -119,11 +89,6 @@ async function changeEach(tx: DbOrTx, clock: Clock, type: MailboxEventType, rows
 }
 
 const fieldError = (pointer: string, code: string, detail: string) => invalid([{ pointer, location: 'body', code, detail }], `${pointer.slice(1)} ${detail}.`);
-
-export function validatePassword(password: string, pointer = '/password'): void {
-  if (password.length < 10 || password.length > 128) throw fieldError(pointer, 'weak_password', 'must be 10 to 128 characters');
-  if (!/[A-Za-z]/.test(password) || !/[0-9]/.test(password)) throw fieldError(pointer, 'weak_password', 'must contain letters and digits');
-}
 
 interface ResolvedAddress {
   localPart: string;
@@ -348,8 +313,20 @@ export const resumeMailbox = (deps: MailboxDeps, partnerId: string, id: string) 
 export type CancelWhen = 'now' | 'term_end' | 'date';
 
 /**
+ * A mailbox that ends (cancelled, or expired after its grace period) takes its add-ons and delegations with it, in
+ * the transaction that ends it: collaborators sign in no more and nothing renews. Returns the mailbox's quotas
+ * without the ended add-ons' space, for the mailbox's own change (and event) to carry. Nothing is refunded here:
+ * the unused part of an active term is not given back (see cancelMailbox), and a mailbox never activated has
+ * neither add-ons nor delegations, which are bought and granted only while it is active.
+ */
+async function endDependents(tx: DbOrTx, clock: Clock, row: Row, now: Date): Promise<Partial<Row>> {
+  await revokeDelegationsOfMailbox(tx, clock, row, now);
+  return endAddonsOfMailbox(tx, clock, row, now);
+}
+
+/**
  * `now` cancels at once (a mailbox never activated is refunded in full; an active term is not pro-rated back);
- * `term_end` and `date` schedule it, and the daily job carries it out.
+ * `term_end` and `date` schedule it, and the daily job carries it out. Either way its add-ons and delegations end.
  */
 export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: string, when: CancelWhen, date: string | undefined, requestId: string | null) {
   if (when === 'date' && !date) throw fieldError('/date', 'required', "is required when 'when' is 'date'");
@@ -360,7 +337,7 @@ export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: st
         const paid = deps.prices.mailbox_plans[row.plan].unit_amount * row.termYears;
         await refund(tx, deps.clock, { partnerId, amount: paid, description: `Refund: mailbox ${row.address} cancelled before activation`, item: { type: 'mailbox', id }, requestId });
       }
-      return { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null };
+      return { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null, ...(await endDependents(tx, deps.clock, row, now)) };
     });
   }
   return mutate(deps, partnerId, id, 'schedule_cancellation', 'mailbox.updated', (row, now) => {
@@ -389,10 +366,11 @@ async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: num
     item: { type: 'mailbox', id: row.id },
     requestId,
   });
-  await renewAddons(tx, deps.clock, deps.prices, row, termYears, requestId);
+  const quotas = await renewAddons(tx, deps.clock, deps.prices, row, termYears, requestId);
   // Renewing late does not bill the time the mailbox could not be used: the new term starts now.
   const from = row.expiresAt && row.expiresAt > now ? row.expiresAt : now;
   return {
+    ...quotas,
     plan,
     planAtRenewal: null,
     inboxQuotaBytes: spec.inbox_gb * GB,
@@ -514,7 +492,7 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
         await recordChange(on, deps.clock, Array.isArray(events) ? events : events(row, updated!), row, updated!);
       };
       if (row.cancelAt && row.cancelAt <= now) {
-        await apply(tx, ['mailbox.cancelled'], { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null });
+        await apply(tx, ['mailbox.cancelled'], { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null, ...(await endDependents(tx, deps.clock, row, now)) });
         return;
       }
       if (!row.expiresAt || row.expiresAt > now) return;
@@ -534,7 +512,7 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
         }
       }
       if (pastGrace) {
-        await apply(tx, ['mailbox.expired'], { status: 'expired', expiredAt: now, suspensionReason: null });
+        await apply(tx, ['mailbox.expired'], { status: 'expired', expiredAt: now, suspensionReason: null, ...(await endDependents(tx, deps.clock, row, now)) });
       }
     });
   }
