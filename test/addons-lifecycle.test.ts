@@ -336,3 +336,175 @@ t.test('seats and space cannot be given back below what is in use, now or at the
     t.match((await a.get(`/v1/mailboxes/${bob.id}`)).body.quotas.inbox, { extra_bytes: 3 * GB, total_bytes: 5 * GB, used_bytes: 4 * GB });
   });
 });
+
+t.test('a plan change may not leave the mailbox over the new plan\'s limits, now or from the renewal on; refusals charge and report nothing', async (t) => {
+  const { h, p, a, open, buy, delegate, addon, mailbox } = await setup(t);
+  const big = await open('grande');
+  const full = await open('piena');
+  const team = await open('team'); // Pro: one seat included; Standard: none
+  const small = await open('piccola', { plan: 'standard' });
+  h.clock.advance(73 * DAYS); // 292 of 365 days left: Pro ↔ Standard is 2000 × 0.8, an add-on GB 300 × 0.8
+  const changePlan = (id: string, plan: string, when: string) => a.post(`/v1/mailboxes/${id}/change-plan`, { plan, when });
+
+  /** The exact 409, with balance, ledger, mailbox, add-ons and events as they were. */
+  const refused = async (t: Test, mailboxId: string, call: () => Promise<{ body: unknown; headers: Record<string, unknown> }>, problem: Record<string, unknown> & { code: string }) => {
+    const before = {
+      balance: await a.balance(), ledger: await a.ledger(), mailbox: await mailbox(mailboxId),
+      addons: (await a.get(`/v1/mailboxes/${mailboxId}/addons?limit=100`)).body.data,
+    };
+    const since = await mark(h);
+    const response = await call();
+    t.strictSame(response.body, { type: `urn:pec-partner:problem:${problem.code}`, title: 'Conflict', status: 409, ...problem, request_id: response.headers['request-id'] });
+    t.equal(await a.balance(), before.balance, 'nothing charged or refunded');
+    t.strictSame(await a.ledger(), before.ledger);
+    t.strictSame(await mailbox(mailboxId), before.mailbox, 'the mailbox is unchanged');
+    t.strictSame((await a.get(`/v1/mailboxes/${mailboxId}/addons?limit=100`)).body.data, before.addons);
+    t.strictSame(await eventsAfter(h, p.id, since), [], 'nothing reported');
+  };
+  /** An accepted change: its events, in order. */
+  const accepted = async (t: Test, call: () => Promise<{ status: number; body: Record<string, unknown> }>) => {
+    const since = await mark(h);
+    const response = await call();
+    t.equal(response.status, 200);
+    return { body: response.body, types: (await eventsAfter(h, p.id, since)).map((e) => e.type) };
+  };
+
+  await t.test('space add-ons above the new plan\'s maximum: addons_exceed_plan until they are cancelled', async (t) => {
+    const eight = await buy(big.id, 'extra_inbox_gb', 8);
+    const four = await buy(big.id, 'extra_inbox_gb', 4);
+    const exceeds = (subject: string, addons: string[], extraGb: number, renewal: boolean) => ({
+      code: 'addons_exceed_plan',
+      detail: `${subject}: the standard plan allows at most 9 GB of extra inbox space (10 GB in all, 1 GB included), ` +
+        `but extra_inbox_gb add-ons ${addons.join(', ')} give ${extraGb} GB${renewal ? ' from the renewal on' : ''}. Cancel them, or replace them with at most 9 GB, first.`,
+      plan: 'standard', kind: 'extra_inbox_gb', addons, extra_gb: extraGb, max_extra_gb: 9, must_remove_gb: extraGb - 9,
+    });
+    const moveNow = 'Mailbox grande@pec.example.it cannot move to the standard plan';
+    const moveAtRenewal = 'Mailbox grande@pec.example.it cannot move to the standard plan at the renewal';
+
+    await refused(t, big.id, () => changePlan(big.id, 'standard', 'now'), exceeds(moveNow, [eight.id, four.id], 12, false));
+    await refused(t, big.id, () => changePlan(big.id, 'standard', 'renewal'), exceeds(moveAtRenewal, [eight.id, four.id], 12, true));
+
+    // Four GB end at the renewal: the move may be scheduled for then, but not made now, while they still give space.
+    t.equal((await a.post(`/v1/mailboxes/${big.id}/addons/${four.id}/cancel`, { when: 'renewal' })).status, 200);
+    await refused(t, big.id, () => changePlan(big.id, 'standard', 'now'), exceeds(moveNow, [eight.id, four.id], 12, false));
+    const scheduled = await accepted(t, () => changePlan(big.id, 'standard', 'renewal'));
+    t.match(scheduled.body, { plan: 'pro', plan_at_renewal: 'standard', quotas: quotas([2, 12], [3, 0]) });
+    t.same(scheduled.types, ['mailbox.updated']);
+
+    // From now on space renews into the Standard plan: 8 GB renew, so at most 1 GB more, bought now or for the renewal.
+    const balance = await a.balance();
+    const tooMuch = `the standard plan the mailbox renews on allows at most 10 GB of inbox space from the renewal on (1 GB included)`;
+    for (const when of ['now', 'renewal']) {
+      t.match((await a.post(`/v1/mailboxes/${big.id}/addons`, { kind: 'extra_inbox_gb', quantity: 2, when })).body,
+        { status: 400, code: 'validation_error', errors: [{ pointer: '/quantity', code: 'out_of_range', detail: tooMuch }] }, `2 GB bought ${when}`);
+    }
+    t.match((await a.post(`/v1/mailboxes/${big.id}/addons`, { kind: 'extra_archive_gb', quantity: 51, when: 'renewal' })).body,
+      { status: 400, errors: [{ detail: 'the standard plan the mailbox renews on allows at most 50 GB of archive space from the renewal on (0 GB included)' }] });
+    t.equal(await a.balance(), balance);
+    const one = await buy(big.id, 'extra_inbox_gb', 1, 'renewal');
+
+    // Renewing the 4 GB again would put 13 GB into a plan that takes 9.
+    await refused(t, big.id, () => a.del(`/v1/mailboxes/${big.id}/addons/${four.id}/cancellation`),
+      exceeds(`Add-on '${four.id}' cannot renew`, [eight.id, four.id, one.id], 13, true));
+    t.match(await addon(big.id, four.id), { status: 'active', renews: false });
+
+    // Cancelled now (refunded), the 4 GB leave 8 GB, within Standard: the move is made now, the difference refunded.
+    t.equal((await a.post(`/v1/mailboxes/${big.id}/addons/${four.id}/cancel`, { when: 'now' })).status, 200);
+    const before = await a.balance();
+    const moved = await accepted(t, () => changePlan(big.id, 'standard', 'now'));
+    t.match(moved.body, { plan: 'standard', plan_at_renewal: null, quotas: quotas([1, 8], [0, 0]), included_delegates: 0 });
+    t.same(moved.types, ['credit.refunded', 'mailbox.plan_changed']);
+    t.equal(await a.balance(), before + 1600);
+    t.match((await a.ledger())[0], { type: 'refund', amount: 1600, item: { type: 'mailbox', id: big.id } });
+
+    const renewedAt = await a.balance();
+    const renewed = await a.post(`/v1/mailboxes/${big.id}/renew`, { years: 1 });
+    t.match(renewed.body, { plan: 'standard', quotas: quotas([1, 9], [0, 0]) });
+    t.equal(await a.balance(), renewedAt - 500 - 8 * 300 - 300, 'Standard with the 8 GB renewed and the 1 GB started, a full year each');
+  });
+
+  await t.test('space in use above the new plan\'s quota with the add-ons that continue: quota_below_usage', async (t) => {
+    await buy(full.id, 'extra_inbox_gb', 2);
+    await h.database.db.execute(sql`update mailboxes set used_inbox_bytes = ${3 * GB + 1}, used_archive_bytes = ${GB} where id = ${full.id}`);
+    const inbox = (renewal: boolean) => ({
+      code: 'quota_below_usage', used_bytes: 3 * GB + 1, total_bytes: 3 * GB,
+      detail: `The mailbox already uses ${3 * GB + 1} bytes of inbox space, more than the 3 GB it would have on the standard plan${renewal ? ' from the renewal' : ''}.`,
+    });
+    await refused(t, full.id, () => changePlan(full.id, 'standard', 'now'), inbox(false));
+    await refused(t, full.id, () => changePlan(full.id, 'standard', 'renewal'), inbox(true));
+
+    // One GB bought for the renewal counts from then on, not now; then the archive in use is the obstacle.
+    await buy(full.id, 'extra_inbox_gb', 1, 'renewal');
+    await refused(t, full.id, () => changePlan(full.id, 'standard', 'now'), inbox(false));
+    await refused(t, full.id, () => changePlan(full.id, 'standard', 'renewal'), {
+      code: 'quota_below_usage', used_bytes: GB, total_bytes: 0,
+      detail: `The mailbox already uses ${GB} bytes of archive space, more than the 0 GB it would have on the standard plan from the renewal.`,
+    });
+
+    await buy(full.id, 'extra_archive_gb', 1);
+    t.same((await accepted(t, () => changePlan(full.id, 'standard', 'renewal'))).types, ['mailbox.updated']);
+    await refused(t, full.id, () => changePlan(full.id, 'standard', 'now'), inbox(false));
+
+    await buy(full.id, 'extra_inbox_gb', 1);
+    const before = await a.balance();
+    const moved = await accepted(t, () => changePlan(full.id, 'standard', 'now'));
+    t.same(moved.types, ['credit.refunded', 'mailbox.plan_changed']);
+    t.match(moved.body, { plan: 'standard', plan_at_renewal: null, quotas: { inbox: { base_bytes: GB, extra_bytes: 3 * GB }, archive: { base_bytes: 0, extra_bytes: GB, used_bytes: GB } } });
+    t.equal(await a.balance(), before + 1600);
+  });
+
+  await t.test('live delegations above the new plan\'s seats: delegations_over_limit; invitations then respect the renewal\'s plan', async (t) => {
+    const pair = await buy(team.id, 'delegation_seat', 2);
+    await delegate(team.id, 'giulia@studio.example', true);
+    await delegate(team.id, 'marco@studio.example', false);
+    const luca = await delegate(team.id, 'luca@studio.example', false);
+    const over = (seats: number, purchased: number, live: [number, number], renewal: boolean) => ({
+      code: 'delegations_over_limit', seats, delegations: live[0] + live[1], must_revoke: live[0] + live[1] - seats,
+      detail: `On the standard plan mailbox team@pec.example.it would have ${seats} delegate seat${seats === 1 ? '' : 's'}${renewal ? ' from the renewal on' : ''} ` +
+        `(0 included in the plan, ${purchased} purchased), but ${live[0] + live[1]} delegations are live (${live[0]} active, ${live[1]} invited): revoke 1 delegation first.`,
+    });
+    await refused(t, team.id, () => changePlan(team.id, 'standard', 'now'), over(2, 2, [1, 2], false));
+    await refused(t, team.id, () => changePlan(team.id, 'standard', 'renewal'), over(2, 2, [1, 2], true));
+
+    t.equal((await a.post(`/v1/mailboxes/${team.id}/delegations/${luca.id}/revoke`)).status, 200);
+    // A single seat replaces the pair from the renewal on: a move now would leave one seat then for two delegations.
+    const single = await buy(team.id, 'delegation_seat', 1);
+    t.equal((await a.post(`/v1/mailboxes/${team.id}/addons/${pair.id}/cancel`, { when: 'renewal' })).status, 200);
+    await refused(t, team.id, () => changePlan(team.id, 'standard', 'now'), over(1, 1, [1, 1], true));
+    await refused(t, team.id, () => changePlan(team.id, 'standard', 'renewal'), over(1, 1, [1, 1], true));
+
+    t.equal((await a.del(`/v1/mailboxes/${team.id}/addons/${pair.id}/cancellation`)).status, 200);
+    t.same((await accepted(t, () => changePlan(team.id, 'standard', 'renewal'))).types, ['mailbox.updated']);
+
+    // Four seats until the renewal, three from then on (Standard includes none): the third collaborator is the last.
+    t.equal((await a.post(`/v1/mailboxes/${team.id}/delegations`, { email: 'anna@studio.example', mode: 'read_only' })).status, 201);
+    const since = await mark(h);
+    const full = await a.post(`/v1/mailboxes/${team.id}/delegations`, { email: 'bruno@studio.example', mode: 'read_only' });
+    t.strictSame(full.body, {
+      type: 'urn:pec-partner:problem:delegate_seats_exhausted', title: 'Conflict', status: 409, code: 'delegate_seats_exhausted',
+      detail: 'Mailbox team@pec.example.it has 4 delegate seats now (1 included in the plan, 3 purchased) but 3 from the renewal on ' +
+        '(seats cancelled for the renewal, or a smaller plan), and 3 are taken (1 active, 2 invited). ' +
+        'Keep the delegation_seat add-ons for the renewal, buy more, or revoke a delegation.',
+      request_id: full.headers['request-id'], seats: 3, included: 1, purchased: 3, seats_at_renewal: 3, used: 3,
+    });
+    t.same(await eventsAfter(h, p.id, since), []);
+
+    const before = await a.balance();
+    const moved = await accepted(t, () => changePlan(team.id, 'standard', 'now'));
+    t.same(moved.types, ['credit.refunded', 'mailbox.plan_changed']);
+    t.match(moved.body, { plan: 'standard', plan_at_renewal: null, included_delegates: 0 });
+    t.equal(await a.balance(), before + 1600);
+    t.match(await addon(team.id, single.id), { status: 'active', renews: true });
+  });
+
+  await t.test('upgrades are not refused for what the smaller plan already allowed', async (t) => {
+    await buy(small.id, 'extra_inbox_gb', 9);
+    await h.database.db.execute(sql`update mailboxes set used_inbox_bytes = ${12 * GB} where id = ${small.id}`);
+    const before = await a.balance();
+    const upgraded = await accepted(t, () => changePlan(small.id, 'pro', 'now'));
+    t.same(upgraded.types, ['credit.charged', 'mailbox.plan_changed']);
+    t.match(upgraded.body, { plan: 'pro', quotas: quotas([2, 9], [3, 0], 12 * GB), included_delegates: 1 });
+    t.equal(await a.balance(), before - 1600);
+    t.same((await accepted(t, () => changePlan(small.id, 'premium', 'renewal'))).types, ['mailbox.updated']);
+  });
+});

@@ -36,7 +36,8 @@ export async function addonRoutes(app: App, deps: AppDeps): Promise<void> {
       summary: 'Buy an add-on for a mailbox',
       description:
         '`when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; ' +
-        '`when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan\'s maximum. ' +
+        '`when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan\'s maximum (400), and from the renewal on by the maximum of the plan the ' +
+        'mailbox renews on (`plan_at_renewal`), as every add-on renews. ' +
         'Add-ons end with their mailbox (cancelled, or expired after its grace period).',
       params: Params,
       body: Type.Object({
@@ -82,6 +83,9 @@ export async function addonRoutes(app: App, deps: AppDeps): Promise<void> {
       operationId: 'undoAddonCancellation',
       tags: ['Add-ons'],
       summary: 'Keep renewing an add-on cancelled for the renewal',
+      description:
+        'Refused for a space add-on whose renewal would put the space add-ons above the maximum of the plan the mailbox ' +
+        'renews on (409 `addons_exceed_plan`, as for a plan change).',
       params: AddonParams,
       response: { 200: MailboxAddon, ...problemResponses(404, 409) },
     },

@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, inArray, lt, or, sql } from 'drizzle-orm';
-import { delegations, mailboxAddons, mailboxes, type AddonKind, type DbOrTx } from '@pec-partner/db';
+import { delegations, mailboxAddons, mailboxes, type AddonKind, type DbOrTx, type MailboxPlan } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
@@ -98,60 +98,91 @@ async function applyQuotas(tx: DbOrTx, clock: Clock, mailbox: MailboxRow, now: D
   await recordEvent(tx, clock, { partnerId: mailbox.partnerId, type: 'mailbox.updated', object, previousAttributes: changedAttributes(mailboxView(mailbox), object) });
 }
 
-/** Checks that space after the purchase stays within the plan's maximum and not below what is already used. */
-function checkSpace(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number): void {
+/** The current term, or the one after the next renewal. */
+type Term = 'now' | 'renewal';
+type PlanSpec = PriceListConfig['mailbox_plans'][MailboxPlan];
+
+/** The plan in force in a term: the current one now, the one the mailbox renews on from the renewal. */
+const planIn = (mailbox: MailboxRow, term: Term): MailboxPlan => (term === 'now' ? mailbox.plan : (mailbox.planAtRenewal ?? mailbox.plan));
+
+/** A plan's space of one kind: the GB it includes and the most it allows with add-ons. */
+const spaceOf = (spec: PlanSpec, which: 'inbox' | 'archive') =>
+  which === 'inbox' ? { base: spec.inbox_gb, max: spec.max_inbox_gb } : { base: spec.archive_gb, max: spec.max_archive_gb };
+
+const fromRenewal = (term: Term) => (term === 'renewal' ? ' from the renewal on' : '');
+
+/**
+ * Space bought must stay within the maximum of the plan in force in every term the add-on gives space to: the
+ * current plan (bought now) and the plan the mailbox renews on (it renews either way), so a purchase made after a
+ * downgrade was scheduled cannot exceed the smaller plan once the renewal comes.
+ */
+function checkSpaceMaximum(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number, term: Term): void {
   const which = GB_KINDS[kind];
   if (!which) return;
-  const plan = prices.mailbox_plans[mailbox.plan];
-  const base = which === 'inbox' ? plan.inbox_gb : plan.archive_gb;
-  const max = which === 'inbox' ? plan.max_inbox_gb : plan.max_archive_gb;
-  if (base + extraGbAfter > max) {
-    throw invalid([{ pointer: '/quantity', location: 'body', code: 'out_of_range', detail: `the ${mailbox.plan} plan allows at most ${max} GB of ${which} space (${base} GB included)` }]);
+  const plan = planIn(mailbox, term);
+  const { base, max } = spaceOf(prices.mailbox_plans[plan], which);
+  if (base + extraGbAfter <= max) return;
+  const detail = term === 'renewal' && plan !== mailbox.plan
+    ? `the ${plan} plan the mailbox renews on allows at most ${max} GB of ${which} space from the renewal on (${base} GB included)`
+    : `the ${plan} plan allows at most ${max} GB of ${which} space (${base} GB included)`;
+  throw invalid([{ pointer: '/quantity', location: 'body', code: 'out_of_range', detail }]);
+}
+
+function refuseBelowUsage(mailbox: MailboxRow, which: 'inbox' | 'archive', totalGb: number, context: string): void {
+  const used = which === 'inbox' ? mailbox.usedInboxBytes : mailbox.usedArchiveBytes;
+  if (used > totalGb * GB) {
+    throw conflict('quota_below_usage', `The mailbox already uses ${used} bytes of ${which} space, more than the ${totalGb} GB it would have${context}.`,
+      { used_bytes: used, total_bytes: totalGb * GB });
   }
-  checkSpaceCoversUsage(mailbox, prices, kind, extraGbAfter, 'now');
 }
 
 /**
  * Space given back is refused (409 `quota_below_usage`) when what the mailbox already uses would not fit, now or
  * from the renewal on (on the plan it renews on).
  */
-function checkSpaceCoversUsage(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number, from: 'now' | 'renewal'): void {
+function checkSpaceCoversUsage(mailbox: MailboxRow, prices: PriceListConfig, kind: AddonKind, extraGbAfter: number, from: Term): void {
   const which = GB_KINDS[kind];
   if (!which) return;
-  const plan = prices.mailbox_plans[from === 'now' ? mailbox.plan : (mailbox.planAtRenewal ?? mailbox.plan)];
-  const total = (which === 'inbox' ? plan.inbox_gb : plan.archive_gb) + extraGbAfter;
-  const used = which === 'inbox' ? mailbox.usedInboxBytes : mailbox.usedArchiveBytes;
-  if (used > total * GB) {
-    throw conflict('quota_below_usage',
-      `The mailbox already uses ${used} bytes of ${which} space, more than the ${total} GB it would have${from === 'renewal' ? ' from the renewal' : ''}.`,
-      { used_bytes: used, total_bytes: total * GB });
-  }
+  refuseBelowUsage(mailbox, which, spaceOf(prices.mailbox_plans[planIn(mailbox, from)], which).base + extraGbAfter, from === 'renewal' ? ' from the renewal' : '');
 }
 
-async function purchasedUnits(tx: DbOrTx, mailboxId: string, kind: AddonKind, statuses: Array<Row['status']>): Promise<number> {
-  const [row] = await tx
-    .select({ total: sql<number>`coalesce(sum(${mailboxAddons.quantity}), 0)::int` })
-    .from(mailboxAddons)
-    .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.kind, kind), inArray(mailboxAddons.status, statuses)));
-  return row!.total;
+/**
+ * 409 `addons_exceed_plan` when the space add-ons counted in a term give more than `plan` allows: they must be
+ * cancelled, or replaced with smaller ones, first. `subject` says what was refused.
+ */
+function refuseAddonsOverMaximum(subject: string, plan: MailboxPlan, spec: PlanSpec, kind: AddonKind, counted: UnitRow[], term: Term): void {
+  const which = GB_KINDS[kind]!;
+  const { base, max } = spaceOf(spec, which);
+  const extraGb = sumUnits(counted);
+  const maxExtraGb = Math.max(0, max - base);
+  if (extraGb <= maxExtraGb) return;
+  const ids = counted.map((row) => row.id);
+  throw conflict('addons_exceed_plan',
+    `${subject}: the ${plan} plan allows at most ${maxExtraGb} GB of extra ${which} space (${max} GB in all, ${base} GB included), ` +
+    `but ${kind} add-on${ids.length === 1 ? '' : 's'} ${ids.join(', ')} give${ids.length === 1 ? 's' : ''} ${extraGb} GB${fromRenewal(term)}. ` +
+    (maxExtraGb > 0 ? `Cancel ${ids.length === 1 ? 'it' : 'them'}, or replace ${ids.length === 1 ? 'it' : 'them'} with at most ${maxExtraGb} GB, first.` : `Cancel ${ids.length === 1 ? 'it' : 'them'} first.`),
+    { plan, kind, addons: ids, extra_gb: extraGb, max_extra_gb: maxExtraGb, must_remove_gb: extraGb - maxExtraGb });
 }
 
 type UnitRow = Pick<Row, 'id' | 'quantity' | 'status' | 'cancelAtRenewal'>;
 
-/** The mailbox's add-ons of one kind that count now or from the renewal (active and scheduled). */
+/** The mailbox's add-ons of one kind that count now or from the renewal (active and scheduled), oldest first. */
 async function liveUnitRows(tx: DbOrTx, mailboxId: string, kind: AddonKind): Promise<UnitRow[]> {
   return tx.select({ id: mailboxAddons.id, quantity: mailboxAddons.quantity, status: mailboxAddons.status, cancelAtRenewal: mailboxAddons.cancelAtRenewal })
     .from(mailboxAddons)
-    .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.kind, kind), inArray(mailboxAddons.status, ['active', 'scheduled'])));
+    .where(and(eq(mailboxAddons.mailboxId, mailboxId), eq(mailboxAddons.kind, kind), inArray(mailboxAddons.status, ['active', 'scheduled'])))
+    .orderBy(mailboxAddons.id);
 }
+
+/** Whether an add-on gives its units in a term: now if active; from the renewal on if it renews, or starts then. */
+const countsIn = (term: Term) => (row: UnitRow): boolean =>
+  term === 'now' ? row.status === 'active' : row.status === 'scheduled' || (row.status === 'active' && !row.cancelAtRenewal);
+
+const sumUnits = (rows: UnitRow[]) => rows.reduce((total, row) => total + row.quantity, 0);
 
 /** Units in use now (active) and in the term after the renewal (active ones that renew, and scheduled ones). */
 function unitsOf(rows: UnitRow[]): { now: number; atRenewal: number } {
-  const sum = (keep: (row: UnitRow) => boolean) => rows.filter(keep).reduce((total, row) => total + row.quantity, 0);
-  return {
-    now: sum((row) => row.status === 'active'),
-    atRenewal: sum((row) => row.status === 'scheduled' || (row.status === 'active' && !row.cancelAtRenewal)),
-  };
+  return { now: sumUnits(rows.filter(countsIn('now'))), atRenewal: sumUnits(rows.filter(countsIn('renewal'))) };
 }
 
 /** The rows as they will be once `cancelled` is cancelled now (gone) or at the renewal (not renewing). */
@@ -185,23 +216,76 @@ export async function delegateSeats(db: DbOrTx, prices: PriceListConfig, mailbox
   return seatsOf(await liveUnitRows(db, mailbox.id, 'delegation_seat'), mailbox, prices);
 }
 
+/** Delegations that hold a seat: active ones and invitations within their 7 days. */
+async function liveDelegations(tx: DbOrTx, mailboxId: string, now: Date): Promise<Array<{ status: string }>> {
+  return tx.select({ status: delegations.status }).from(delegations)
+    .where(and(eq(delegations.mailboxId, mailboxId), or(eq(delegations.status, 'active'), and(eq(delegations.status, 'invited'), gt(delegations.inviteExpiresAt, now)))));
+}
+
+/** 409 `delegations_over_limit` when the live delegations outnumber `seats`; `situation` leads the detail up to the seats. */
+function refuseDelegationsOverSeats(live: Array<{ status: string }>, seats: number, situation: string): void {
+  if (live.length <= seats) return;
+  const active = live.filter((d) => d.status === 'active').length;
+  const excess = live.length - seats;
+  throw conflict('delegations_over_limit',
+    `${situation}, but ${live.length} delegation${live.length === 1 ? ' is' : 's are'} live (${active} active, ${live.length - active} invited): ` +
+    `revoke ${excess} delegation${excess === 1 ? '' : 's'} first.`,
+    { seats, delegations: live.length, must_revoke: excess });
+}
+
+const seatCount = (n: number) => `${n} delegate seat${n === 1 ? '' : 's'}`;
+
 /**
  * A seat pack cancelled now or at the renewal must leave a seat for every live delegation (an invitation past its
  * 7 days holds none), now and from the renewal on; otherwise 409 `delegations_over_limit` says how many to revoke.
  */
 async function checkDelegationsFit(tx: DbOrTx, prices: PriceListConfig, mailbox: MailboxRow, cancelled: Row, when: 'now' | 'renewal', now: Date): Promise<void> {
   const seats = seatsOf(afterCancellation(await liveUnitRows(tx, mailbox.id, 'delegation_seat'), cancelled, when), mailbox, prices);
-  const live = await tx.select({ status: delegations.status }).from(delegations)
-    .where(and(eq(delegations.mailboxId, mailbox.id), or(eq(delegations.status, 'active'), and(eq(delegations.status, 'invited'), gt(delegations.inviteExpiresAt, now)))));
   const limit = Math.min(seats.now, seats.atRenewal);
-  if (live.length <= limit) return;
-  const active = live.filter((d) => d.status === 'active').length;
-  const excess = live.length - limit;
-  throw conflict('delegations_over_limit',
-    `Without add-on '${cancelled.id}' mailbox ${mailbox.address} has ${limit} delegate seat${limit === 1 ? '' : 's'}${seats.atRenewal < seats.now ? ' from the renewal on' : ''}, ` +
-    `but ${live.length} delegation${live.length === 1 ? ' is' : 's are'} live (${active} active, ${live.length - active} invited): ` +
-    `revoke ${excess} delegation${excess === 1 ? '' : 's'} first.`,
-    { seats: limit, delegations: live.length, must_revoke: excess });
+  refuseDelegationsOverSeats(await liveDelegations(tx, mailbox.id, now), limit,
+    `Without add-on '${cancelled.id}' mailbox ${mailbox.address} has ${seatCount(limit)}${seats.atRenewal < seats.now ? ' from the renewal on' : ''}`);
+}
+
+/**
+ * A plan change must not leave the mailbox over the new plan's limits in any term it applies to (`now`: the rest
+ * of the term and, the plan at renewal being replaced too, from the renewal on; `renewal`: from the renewal on),
+ * counting the add-ons of that term: the active ones now, those that renew or start at the renewal from then on.
+ * In this order, each a 409: space add-ons above the plan's maximum (`addons_exceed_plan`), space in use above the
+ * plan's quota (`quota_below_usage`), live delegations above its seats (`delegations_over_limit`). Only the limits
+ * the new plan lowers are checked: a change to a plan as large or larger never fails for what is already so.
+ * Every plan allows every add-on kind (the price list has no per-plan rule), so no kind is refused as such.
+ */
+export async function checkPlanChange(tx: DbOrTx, prices: PriceListConfig, mailbox: MailboxRow, plan: MailboxPlan, when: Term, now: Date): Promise<void> {
+  const target = prices.mailbox_plans[plan];
+  const terms: Term[] = when === 'now' ? ['now', 'renewal'] : ['renewal'];
+  const subject = `Mailbox ${mailbox.address} cannot move to the ${plan} plan${when === 'renewal' ? ' at the renewal' : ''}`;
+  const space: Array<{ kind: AddonKind; which: 'inbox' | 'archive'; rows: UnitRow[] }> = [];
+  for (const kind of ['extra_inbox_gb', 'extra_archive_gb'] as const) space.push({ kind, which: GB_KINDS[kind]!, rows: await liveUnitRows(tx, mailbox.id, kind) });
+  for (const { kind, which, rows } of space) {
+    for (const term of terms) {
+      const next = spaceOf(target, which);
+      const previous = spaceOf(prices.mailbox_plans[planIn(mailbox, term)], which);
+      if (next.max - next.base < previous.max - previous.base) refuseAddonsOverMaximum(subject, plan, target, kind, rows.filter(countsIn(term)), term);
+    }
+  }
+  for (const { which, rows } of space) {
+    for (const term of terms) {
+      const base = spaceOf(target, which).base;
+      if (base < spaceOf(prices.mailbox_plans[planIn(mailbox, term)], which).base) {
+        refuseBelowUsage(mailbox, which, base + sumUnits(rows.filter(countsIn(term))), ` on the ${plan} plan${term === 'renewal' ? ' from the renewal' : ''}`);
+      }
+    }
+  }
+  const seatRows = await liveUnitRows(tx, mailbox.id, 'delegation_seat');
+  const lowered = terms
+    .filter((term) => target.included_delegates < (term === 'now' ? mailbox.includedDelegates : prices.mailbox_plans[planIn(mailbox, term)].included_delegates))
+    .map((term) => ({ term, purchased: sumUnits(seatRows.filter(countsIn(term))) }));
+  if (lowered.length === 0) return;
+  const fewest = lowered.reduce((a, b) => (b.purchased < a.purchased ? b : a));
+  const seats = target.included_delegates + fewest.purchased;
+  refuseDelegationsOverSeats(await liveDelegations(tx, mailbox.id, now), seats,
+    `On the ${plan} plan mailbox ${mailbox.address} would have ${seatCount(seats)}${fromRenewal(fewest.term)} ` +
+    `(${target.included_delegates} included in the plan, ${fewest.purchased} purchased)`);
 }
 
 export interface PurchaseInput {
@@ -212,8 +296,8 @@ export interface PurchaseInput {
 
 /**
  * Buys an add-on. `now`: active at once, charged pro rata for the rest of the mailbox term; `renewal`: scheduled,
- * charged with the renewal. Space above the plan's maximum is refused (400), and so is a single-purchase add-on
- * bought twice (409).
+ * charged with the renewal. Space above the plan's maximum is refused (400), now and from the renewal on (on the
+ * plan the mailbox renews on), and so is a single-purchase add-on bought twice (409).
  */
 export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxId: string, input: PurchaseInput, requestId: string | null): Promise<AddonView> {
   const quantity = input.quantity ?? 1;
@@ -228,8 +312,12 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
       if (existing) throw conflict('addon_already_active', `Mailbox '${mailboxId}' already has the ${input.kind} add-on (${existing.id}).`);
     }
     if (GB_KINDS[input.kind]) {
-      const planned = await purchasedUnits(tx, mailboxId, input.kind, when === 'now' ? ['active'] : ['active', 'scheduled']);
-      checkSpace(mailbox, deps.prices, input.kind, planned + quantity);
+      const units = unitsOf(await liveUnitRows(tx, mailboxId, input.kind));
+      if (when === 'now') {
+        checkSpaceMaximum(mailbox, deps.prices, input.kind, units.now + quantity, 'now');
+        checkSpaceCoversUsage(mailbox, deps.prices, input.kind, units.now + quantity, 'now');
+      }
+      checkSpaceMaximum(mailbox, deps.prices, input.kind, units.atRenewal + quantity, 'renewal');
     }
     const now = deps.clock.now();
     const id = newId('add', now);
@@ -307,12 +395,22 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
   });
 }
 
+/**
+ * The add-on renews again. A space add-on is refused (409 `addons_exceed_plan`) when, with it, the renewing space
+ * would exceed the maximum of the plan the mailbox renews on (a downgrade scheduled after it was cancelled).
+ */
 export async function undoAddonCancellation(deps: AddonDeps, partnerId: string, mailboxId: string, addonId: string): Promise<AddonView> {
   return deps.db.transaction(async (tx) => {
     const mailbox = await lockMailbox(tx, partnerId, mailboxId);
     const [row] = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.id, addonId), eq(mailboxAddons.mailboxId, mailboxId))).for('update');
     if (!row) throw notFound('addon', addonId);
     if (!row.cancelAtRenewal || row.status !== 'active') throw conflict('no_cancellation_scheduled', `Add-on '${addonId}' has no cancellation at renewal to undo.`);
+    if (GB_KINDS[row.kind]) {
+      // Renewing again, it counts against the plan the mailbox renews on, which may be smaller since it was cancelled.
+      const plan = planIn(mailbox, 'renewal');
+      const renewing = (await liveUnitRows(tx, mailboxId, row.kind)).map((unit) => (unit.id === row.id ? { ...unit, cancelAtRenewal: false } : unit));
+      refuseAddonsOverMaximum(`Add-on '${addonId}' cannot renew`, plan, deps.prices.mailbox_plans[plan], row.kind, renewing.filter(countsIn('renewal')), 'renewal');
+    }
     const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: false, updatedAt: deps.clock.now() }).where(eq(mailboxAddons.id, addonId)).returning();
     return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));
   });

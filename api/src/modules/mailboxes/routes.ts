@@ -187,7 +187,17 @@ export async function mailboxRoutes(app: App, deps: AppDeps): Promise<void> {
   app.post('/v1/mailboxes/:id/change-plan', {
     schema: {
       ...action('changeMailboxPlan', 'Change plan now (pro-rated) or at renewal',
-        '`now` charges or refunds the price difference for the rest of the term, pro rata by the second over a 365-day year.'),
+        '`now` charges or refunds the price difference for the rest of the term, pro rata by the second over a 365-day year, ' +
+        'and the new plan also applies from the renewal on (replacing `plan_at_renewal`); `renewal` sets `plan_at_renewal`. ' +
+        'A plan that lowers a limit the mailbox would exceed is refused, charging and changing nothing, in each term the ' +
+        'change applies to (`now`: the rest of the term with the active add-ons, and from the renewal on with the add-ons ' +
+        'that renew or start then; `renewal`: from the renewal on): 409 `addons_exceed_plan` when the space add-ons give more ' +
+        'extra GB than the new plan allows (`kind`, `addons`, `extra_gb`, `max_extra_gb`, `must_remove_gb`: cancel or ' +
+        'replace them first), 409 `quota_below_usage` when the space in use exceeds the new plan\'s quota plus those add-ons ' +
+        '(`used_bytes`, `total_bytes`), 409 `delegations_over_limit` when the invited and active delegations exceed the new ' +
+        'plan\'s included seats plus the `delegation_seat` add-ons (`seats`, `delegations`, `must_revoke`). Every plan allows ' +
+        'every add-on kind. After a downgrade scheduled for the renewal, new invitations and space purchases are held to the ' +
+        'smaller plan from the renewal on.'),
       body: Type.Object({ plan: Type.Enum(mailboxPlans), when: Type.Union([Type.Literal('now'), Type.Literal('renewal')]) }, { title: 'MailboxChangePlan', additionalProperties: false }),
       response: { 200: Mailbox, ...problemResponses(402, 404, 409) },
     },

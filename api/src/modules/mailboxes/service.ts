@@ -13,7 +13,7 @@ import { newId } from '../../ids.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
 import { generatePassword, hashPassword } from '../../passwords.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
-import { endAddonsOfMailbox, renewAddons } from '../addons/service.ts';
+import { checkPlanChange, endAddonsOfMailbox, renewAddons } from '../addons/service.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { revokeDelegationsOfMailbox } from '../delegations/service.ts';
@@ -396,17 +396,15 @@ export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, t
 /**
  * `now`: the new plan applies at once and the price difference for the rest of the term is charged (upgrade)
  * or refunded to credit (downgrade), pro rata by the second; `renewal`: recorded and applied at the next renewal.
+ * Either way a plan that would leave the mailbox over its limits is refused first, charging and reporting nothing
+ * (see checkPlanChange).
  */
 export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: string, plan: MailboxPlan, when: 'now' | 'renewal', requestId: string | null) =>
   mutate(deps, partnerId, id, 'change_plan', when === 'now' ? 'mailbox.plan_changed' : 'mailbox.updated', async (row, now, tx) => {
+    if (when === 'now' && plan === row.plan) throw conflict('plan_unchanged', `Mailbox '${id}' is already on the ${plan} plan.`);
+    await checkPlanChange(tx, deps.prices, row, plan, when, now);
     if (when === 'renewal') return { planAtRenewal: plan === row.plan ? null : plan };
-    if (plan === row.plan) throw conflict('plan_unchanged', `Mailbox '${id}' is already on the ${plan} plan.`);
     const spec = deps.prices.mailbox_plans[plan];
-    const usedInbox = row.usedInboxBytes;
-    const usedArchive = row.usedArchiveBytes;
-    if (usedInbox > spec.inbox_gb * GB + row.extraInboxBytes || usedArchive > spec.archive_gb * GB + row.extraArchiveBytes) {
-      throw conflict('quota_below_usage', `The ${plan} plan's space is smaller than what mailbox '${id}' already uses.`);
-    }
     const remainingMs = Math.max(0, row.expiresAt!.getTime() - now.getTime());
     const difference = Math.round(((spec.unit_amount - deps.prices.mailbox_plans[row.plan].unit_amount) * remainingMs) / YEAR_MS);
     const description = `Plan change ${planNames[row.plan]} → ${planNames[plan]} for the rest of the term (${formatEuro(Math.abs(difference))}): ${row.address}`;
