@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -9,7 +9,7 @@ import { and, count, eq, isNull, sql } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import t, { type Test } from 'tap';
 import { ManualClock } from '@pec-partner/api';
-import { logRegister, mailboxMessages, pecJobs, pecRecipients, pecTransactions, type MailboxFolder, type StoredMessageKind } from '@pec-partner/db';
+import { logRegister, mailboxMessages, pecInboundMessages, pecJobs, pecRecipients, pecTransactions, type MailboxFolder, type StoredMessageKind } from '@pec-partner/db';
 import { createProviderIdentity } from '../api/src/pec/identity.ts';
 import { inspectPecMessage } from '../api/src/pec/inspect.ts';
 import { verifyLogChain } from '../api/src/pec/log-register.ts';
@@ -605,4 +605,74 @@ t.test('a virus inside an envelope from another provider: detection notice to th
   clock.advance(25 * HOURS);
   await settle(alfa, beta);
   t.equal((await stored(alfa, alice, { folder: 'receipts' })).length, 2, 'no delivery timer notice after a virus');
+});
+
+t.test('receiving point: a message is kept once, as bytes, beside a job that only names it; processed ones are purged after 7 days, unprocessed ones never', async (t) => {
+  const { beta, clock } = await providers(t);
+  const bob = await beta.open('bob@pec.beta.it');
+  const carol = await beta.open('carol@pec.beta.it');
+  const db = beta.h.database.db;
+  const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+  const inboundJobs = () => db.select().from(pecJobs).where(eq(pecJobs.kind, 'inbound')).orderBy(pecJobs.id);
+  const kept = () => db.select({
+    id: pecInboundMessages.id, sizeBytes: pecInboundMessages.sizeBytes, sha256: pecInboundMessages.sha256, mailFrom: pecInboundMessages.mailFrom,
+    rcptTo: pecInboundMessages.rcptTo, receivedAt: pecInboundMessages.receivedAt, processedAt: pecInboundMessages.processedAt,
+    // Computed by PostgreSQL over the stored bytes, not copied from the column above.
+    storedSha256: sql<string>`encode(sha256(${pecInboundMessages.raw}), 'hex')`,
+  }).from(pecInboundMessages).orderBy(pecInboundMessages.id);
+
+  // About 300 kB, with a line that SMTP dot-stuffing must carry through untouched.
+  const attachment = randomBytes(225_000).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const raw = Buffer.from('From: Mario Rossi <mario.rossi@posta.example>\r\nTo: bob@pec.beta.it\r\nSubject: Preventivo\r\nMessage-ID: <preventivo-1@posta.example>\r\n' +
+    'Date: Sun, 22 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' +
+    'Il preventivo è in allegato.\r\n.\r\n..punti\r\n--b1\r\nContent-Type: application/pdf; name="preventivo.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n' +
+    `${attachment}\r\n--b1--\r\n`);
+  const at = clock.now();
+  for (const tls of [false, true]) {
+    t.match((await deliverInbound(beta, { from: 'mario.rossi@posta.example', to: [bob.address], raw }, tls)).response, /^250 /, 'delivered, then delivered again (250 both times)');
+  }
+  const [message, ...more] = await kept();
+  t.same(more, [], 'the repeated delivery stored nothing more');
+  t.same(message, {
+    id: message!.id, sizeBytes: raw.length, sha256: sha256(raw), mailFrom: 'mario.rossi@posta.example', rcptTo: [bob.address], receivedAt: at, processedAt: null,
+    storedSha256: sha256(raw),
+  }, 'kept as received, byte for byte, with its envelope');
+  const [job, ...moreJobs] = await inboundJobs();
+  t.same(moreJobs, [], 'the repeated delivery queued nothing more');
+  t.same(job!.payload, { message: message!.id }, 'the job names the message and carries none of its bytes');
+  t.equal(job!.dedupeKey, `inbound:${sha256(raw)}:${sha256(bob.address)}`);
+
+  // The same bytes to other recipients are another delivery.
+  t.match((await deliverInbound(beta, { from: 'mario.rossi@posta.example', to: [bob.address, carol.address], raw }, true)).response, /^250 /);
+  t.equal((await kept()).length, 2);
+  t.equal((await inboundJobs()).length, 2);
+
+  await settle(beta);
+  t.same((await kept()).map((m) => m.processedAt), [at, at], 'both processed');
+  const inbox = [...await stored(beta, bob, { folder: 'inbox' }), ...await stored(beta, carol, { folder: 'inbox' })];
+  t.same(inbox.map((m) => m.subject), ['ANOMALIA MESSAGGIO: Preventivo', 'ANOMALIA MESSAGGIO: Preventivo'], 'bob once, carol once');
+  for (const envelope of inbox) t.ok((await inspectPecMessage(envelope.content)).postacert?.equals(raw), 'the anomaly envelope holds the message unmodified');
+
+  // Another message arrives, and its job is not run: it must outlive every retention.
+  const pending = Buffer.from('From: ufficio@posta.example\r\nTo: bob@pec.beta.it\r\nSubject: In coda\r\nMessage-ID: <in-coda-1@posta.example>\r\n\r\nAttende.\r\n');
+  t.match((await deliverInbound(beta, { from: 'ufficio@posta.example', to: [bob.address], raw: pending }, true)).response, /^250 /);
+
+  clock.advance(7 * 24 * HOURS);
+  t.ok((await beta.h.app.jobs.tick()).includes('pec_inbound.purge'));
+  t.equal((await kept()).length, 3, 'processed exactly 7 days ago: still kept');
+  clock.advance(24 * HOURS);
+  t.ok((await beta.h.app.jobs.tick()).includes('pec_inbound.purge'));
+  t.same((await kept()).map((m) => [m.sha256, m.processedAt]), [[sha256(pending), null]], 'processed ones purged after 7 days; the unprocessed one kept, 8 days old');
+
+  await settle(beta);
+  t.same((await stored(beta, bob, { folder: 'inbox' })).map((m) => m.subject), ['ANOMALIA MESSAGGIO: Preventivo', 'ANOMALIA MESSAGGIO: In coda'], 'processed late, from what was kept');
+  t.same((await kept()).map((m) => m.processedAt), [clock.now()]);
+
+  // A job that ran long ago, run again after its message was purged: nothing to do, nothing stored, no error.
+  const before = await totals(beta);
+  await db.update(pecJobs).set({ doneAt: null, runAt: clock.now() }).where(eq(pecJobs.id, job!.id));
+  await settle(beta);
+  const [rerun] = await db.select().from(pecJobs).where(eq(pecJobs.id, job!.id));
+  t.match(rerun, { doneAt: clock.now(), lastError: null, attempts: 2 });
+  t.same(await totals(beta), before);
 });

@@ -504,7 +504,7 @@ export interface paths {
         put?: never;
         /**
          * Change plan now (pro-rated) or at renewal
-         * @description `now` charges or refunds the price difference for the rest of the term, pro rata by the second over a 365-day year.
+         * @description `now` charges or refunds the price difference for the rest of the term, pro rata by the second over a 365-day year, and the new plan also applies from the renewal on (replacing `plan_at_renewal`); `renewal` sets `plan_at_renewal`. A plan that lowers a limit the mailbox would exceed is refused, charging and changing nothing, in each term the change applies to (`now`: the rest of the term with the active add-ons, and from the renewal on with the add-ons that renew or start then; `renewal`: from the renewal on): 409 `addons_exceed_plan` when the space add-ons give more extra GB than the new plan allows (`kind`, `addons`, `extra_gb`, `max_extra_gb`, `must_remove_gb`: cancel or replace them first), 409 `quota_below_usage` when the space in use exceeds the new plan's quota plus those add-ons (`used_bytes`, `total_bytes`), 409 `delegations_over_limit` when the invited and active delegations exceed the new plan's included seats plus the `delegation_seat` add-ons (`seats`, `delegations`, `must_revoke`). Every plan allows every add-on kind. After a downgrade scheduled for the renewal, new invitations and space purchases are held to the smaller plan from the renewal on.
          */
         post: operations["changeMailboxPlan"];
         delete?: never;
@@ -562,7 +562,7 @@ export interface paths {
         put?: never;
         /**
          * Buy an add-on for a mailbox
-         * @description `when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; `when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan's maximum. Add-ons end with their mailbox (cancelled, or expired after its grace period).
+         * @description `when: now` (default) activates it at once and charges it pro rata until the end of the mailbox term; `when: renewal` schedules it and charges it with the renewal. Extra space is limited by the plan's maximum (400), and from the renewal on by the maximum of the plan the mailbox renews on (`plan_at_renewal`), as every add-on renews. Add-ons end with their mailbox (cancelled, or expired after its grace period).
          */
         post: operations["purchaseAddon"];
         delete?: never;
@@ -601,7 +601,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Keep renewing an add-on cancelled for the renewal */
+        /**
+         * Keep renewing an add-on cancelled for the renewal
+         * @description Refused for a space add-on whose renewal would put the space add-ons above the maximum of the plan the mailbox renews on (409 `addons_exceed_plan`, as for a plan change).
+         */
         delete: operations["undoAddonCancellation"];
         options?: never;
         head?: never;

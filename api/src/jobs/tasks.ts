@@ -7,6 +7,7 @@ import { purgeExpiredEvents } from '../modules/events/service.ts';
 import { runMailboxMaintenance } from '../modules/mailboxes/service.ts';
 import { NEWSLETTER_TASK_INTERVAL_MS, runNewsletterTask } from '../modules/newsletter/sender.ts';
 import { purgeLogRegister } from '../pec/log-register.ts';
+import { purgeProcessedInbound } from '../pec/receiving.ts';
 import { DAY_MS, type Task } from './scheduler.ts';
 
 /** Every periodic task of the product, with how often it runs. */
@@ -20,6 +21,8 @@ export function productTasks(deps: AppDeps): Task[] {
     { name: 'delegations.expire', intervalMs: 15 * 60_000, run: async (now) => void (await expireDelegationInvitations(deps, now)) },
     // The log register keeps 30 months (DPR 68/2005), then lets go.
     { name: 'log_register.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeLogRegister(deps.db, now)) },
+    // Inbound messages as received: kept until processed, then 7 days for diagnosis (INBOUND_RETENTION_MS).
+    { name: 'pec_inbound.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeProcessedInbound(deps.db, now)) },
     // Events are visible for 30 days; their webhook deliveries and attempts go with them.
     { name: 'events.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeExpiredEvents(deps.db, now)) },
     {

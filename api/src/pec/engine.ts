@@ -24,7 +24,7 @@ import { parseSubmission } from './submission.ts';
 import { eicarScanner, type VirusScanner } from './virus-scanner.ts';
 import { certificateSha1Hex } from './identity.ts';
 import { pipelineHandlers } from './pipeline.ts';
-import { inboundJob, receivingHandlers } from './receiving.ts';
+import { acceptInbound, receivingHandlers } from './receiving.ts';
 
 export interface EngineDeps {
   db: Db;
@@ -300,10 +300,9 @@ export class PecEngine {
     return this.isLocalDomain(address.slice(address.lastIndexOf('@') + 1));
   }
 
-  /** A message from another provider or the Internet: queued durably, then processed by the pipeline. */
+  /** A message from another provider or the Internet: stored durably with its job, then processed by the pipeline. */
   async receive(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<void> {
-    await enqueue(this.db, this.clock, [inboundJob(raw, envelope, this.clock.now())]);
-    this.#wakeWorkers();
+    if (await acceptInbound(this.db, this.clock, raw, envelope)) this.#wakeWorkers();
   }
 
   // ---------------------------------------------------------------------------------------------------------

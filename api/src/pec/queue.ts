@@ -10,14 +10,19 @@ export interface QueuedJob {
   runAt: Date;
 }
 
-/** Queues jobs in the caller's transaction: the step is due exactly when the state that needs it commits. */
-export async function enqueue(tx: DbOrTx, clock: Clock, jobs: QueuedJob[]): Promise<void> {
-  if (jobs.length === 0) return;
+/**
+ * Queues jobs in the caller's transaction: the step is due exactly when the state that needs it commits. Returns
+ * the dedupe keys of the jobs it queued; the others were queued before.
+ */
+export async function enqueue(tx: DbOrTx, clock: Clock, jobs: QueuedJob[]): Promise<string[]> {
+  if (jobs.length === 0) return [];
   const now = clock.now();
-  await tx
+  const queued = await tx
     .insert(pecJobs)
     .values(jobs.map((job) => ({ ...job, createdAt: now })))
-    .onConflictDoNothing({ target: pecJobs.dedupeKey });
+    .onConflictDoNothing({ target: pecJobs.dedupeKey })
+    .returning({ dedupeKey: pecJobs.dedupeKey });
+  return queued.map((job) => job.dedupeKey);
 }
 
 interface ClaimedJob {

@@ -151,6 +151,29 @@ export const pecJobs = pgTable(
 );
 
 /**
+ * What the receiving point took over SMTP, as received, stored with its `inbound` job before the SMTP 250. The job
+ * names the row by id, so the queue never carries message bytes. Kept while unprocessed, whatever its age; once
+ * processed (delivered, wrapped or answered: every mailbox keeps its own copy) only for the operator's diagnosis,
+ * then purged.
+ */
+export const pecInboundMessages = pgTable(
+  'pec_inbound_messages',
+  {
+    id: text('id').primaryKey(),
+    raw: bytea('raw').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** Hex SHA-256 of `raw`: with the recipients, what tells a repeated delivery from a new one. */
+    sha256: text('sha256').notNull(),
+    /** The SMTP envelope: reverse-path ('' for a null sender) and forward-paths. */
+    mailFrom: text('mail_from').notNull(),
+    rcptTo: text('rcpt_to').array().notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull(),
+    processedAt: timestamp('processed_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('pec_inbound_messages_processed_idx').on(t.processedAt).where(sql`${t.processedAt} is not null`)],
+);
+
+/**
  * The log register (spec §10.1): one row per event, no message bodies, kept 30 months. Rows are hash-chained:
  * `hash` = SHA-256 over the previous hash and this row's fields, so any change or removal inside the kept
  * period is detectable. A trigger refuses updates and deletes except the retention purge.
