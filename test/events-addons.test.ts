@@ -1,8 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { and, asc, count, eq, like, sql } from 'drizzle-orm';
 import { SMTPServer } from 'smtp-server';
 import t, { type Test } from 'tap';
@@ -10,15 +6,13 @@ import { events } from '@pec-partner/db';
 import { API_VERSION } from '../api/src/events/catalogue.ts';
 import { toEventView, type RecordedEvent } from '../api/src/events/record.ts';
 import { expireDelegationInvitations } from '../api/src/modules/delegations/service.ts';
-import { certificateSha1Hex, createProviderIdentity } from '../api/src/pec/identity.ts';
 import {
   buildDeliveryReceipt, buildNonDeliveryNotice, buildVirusDetectionNotice, newPecMessageId, signAndAssemble, type PecTransaction,
 } from '../api/src/pec/messages/index.ts';
-import { toLdif } from '../api/src/pec/provider-index.ts';
-import { createSigner } from '../api/src/pec/smime.ts';
 import { EICAR_TEST_FILE } from '../api/src/pec/virus-scanner.ts';
 import { api } from './helpers/fixtures.ts';
 import { DAYS, harness, json, type Harness } from './helpers/harness.ts';
+import { unreachableProvider } from './helpers/pec.ts';
 
 const MINUTE = 60_000;
 const HOURS = 3_600_000;
@@ -55,14 +49,6 @@ function assertEvent(t: Test, event: Event | undefined, expected: Expected, labe
   }, label);
 }
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 t.test('add-ons: bought, cancellation scheduled and undone, cancelled now; at the renewal renewed, activated or ended; nothing for refusals', async (t) => {
   const h = await harness(t);
@@ -346,17 +332,8 @@ t.test('newsletter campaigns: created, updated, scheduled, cancelled, sending an
 
 t.test('PEC message outcomes: accepted, not accepted, delivered and not delivered per recipient, locally and from another provider; metadata only, once', async (t) => {
   // Another provider in the index, whose server cannot be reached: its receipts are made here and handed in.
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'events-pec-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const remoteProvider = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
-  const identity = await createProviderIdentity({ providerName: remoteProvider.name, domain: remoteProvider.domain, now: new Date('2026-11-01T00:00:00Z') });
-  const remoteSigner = await createSigner(identity);
-  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-  await writeFile(path.join(dir, 'index.ldif'), toLdif({
-    dn: `providerName=${remoteProvider.name},o=postacert`, providerName: remoteProvider.name, managedDomains: [remoteProvider.domain],
-    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
-  }));
-  const h = await harness(t, { env: { PEC_PROVIDER_INDEX_FILE: path.join(dir, 'index.ldif'), PEC_SMTP_ROUTES: `${remoteProvider.domain}=127.0.0.1:${await closedPort()}` } });
+  const { provider: remoteProvider, identity, signer: remoteSigner, indexFile, closedPort } = await unreachableProvider(t);
+  const h = await harness(t, { env: { PEC_PROVIDER_INDEX_FILE: indexFile, PEC_SMTP_ROUTES: `${remoteProvider.domain}=127.0.0.1:${closedPort}` } });
 
   const p = await h.partner();
   const a = api(h, p);

@@ -1,19 +1,18 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { certificateSha1Hex, createProviderIdentity } from '../api/src/pec/identity.ts';
+import { certificateSha1Hex } from '../api/src/pec/identity.ts';
 import { buildDeliveryReceipt, newPecMessageId, signAndAssemble, type PecTransaction } from '../api/src/pec/messages/index.ts';
 import { inspectPecMessage } from '../api/src/pec/inspect.ts';
 import { verifyLogChain } from '../api/src/pec/log-register.ts';
 import { toLdif } from '../api/src/pec/provider-index.ts';
-import { createSigner, verifySignedEntity } from '../api/src/pec/smime.ts';
+import { verifySignedEntity } from '../api/src/pec/smime.ts';
 import { EICAR_TEST_FILE } from '../api/src/pec/virus-scanner.ts';
 import { api } from './helpers/fixtures.ts';
 import { DAYS, harness, json, type Harness } from './helpers/harness.ts';
-import { opensslVerify, parsePec, validateDaticert } from './helpers/pec.ts';
+import { opensslVerify, parsePec, unreachableProvider, validateDaticert } from './helpers/pec.ts';
 
 /** A partner with identified customers and three mailboxes on the provider's domain, and their holders' clients. */
 async function setup(t: Test, env: Record<string, string> = {}) {
@@ -375,21 +374,8 @@ t.test("POST /v1/pec/verify on real providers' messages: type, daticert, signatu
 
 t.test("a receipt signed by a provider that does not manage the recipient's domain is an anomaly, never a delivery", async (t) => {
   // Another provider in the index (its server unreachable: its receipts are made here and handed in).
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pec-forged-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const remote = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
-  const identity = await createProviderIdentity({ providerName: remote.name, domain: remote.domain, now: new Date('2026-11-01T00:00:00Z') });
-  const remoteSigner = await createSigner(identity);
-  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-  await writeFile(path.join(dir, 'index.ldif'), toLdif({
-    dn: `providerName=${remote.name},o=postacert`, providerName: remote.name, managedDomains: [remote.domain],
-    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
-  }));
-  const unreachable = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => unreachable.once('listening', resolve));
-  const closedPort = (unreachable.address() as net.AddressInfo).port;
-  await new Promise((resolve) => unreachable.close(resolve));
-  const { h, alice } = await setup(t, { PEC_PROVIDER_INDEX_FILE: path.join(dir, 'index.ldif'), PEC_SMTP_ROUTES: `${remote.domain}=127.0.0.1:${closedPort}` });
+  const { provider: remote, identity, signer: remoteSigner, indexFile, closedPort } = await unreachableProvider(t);
+  const { h, alice } = await setup(t, { PEC_PROVIDER_INDEX_FILE: indexFile, PEC_SMTP_ROUTES: `${remote.domain}=127.0.0.1:${closedPort}` });
 
   const anna = `anna@${remote.domain}`;
   const nobody = 'nessuno@pec.example.it';
@@ -426,22 +412,10 @@ t.test("a receipt signed by a provider that does not manage the recipient's doma
 });
 
 t.test('delivery timers (spec §4.5) only for PEC recipients handed to another provider', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pec-timers-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const remote = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
-  const identity = await createProviderIdentity({ providerName: remote.name, domain: remote.domain, now: new Date('2026-11-01T00:00:00Z') });
-  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-  await writeFile(path.join(dir, 'index.ldif'), toLdif({
-    dn: `providerName=${remote.name},o=postacert`, providerName: remote.name, managedDomains: [remote.domain],
-    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
-  }));
   // Both other servers unreachable: envelopes wait in the queue and no receipt ever comes back.
-  const unreachable = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => unreachable.once('listening', resolve));
-  const closedPort = (unreachable.address() as net.AddressInfo).port;
-  await new Promise((resolve) => unreachable.close(resolve));
+  const { provider: remote, indexFile, closedPort } = await unreachableProvider(t);
   const { h, alice, bob } = await setup(t, {
-    PEC_PROVIDER_INDEX_FILE: path.join(dir, 'index.ldif'),
+    PEC_PROVIDER_INDEX_FILE: indexFile,
     PEC_SMTP_ROUTES: `${remote.domain}=127.0.0.1:${closedPort},posta.example=127.0.0.1:${closedPort}`,
   });
   const anna = `anna@${remote.domain}`;

@@ -1,11 +1,16 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DtdValidator, XmlDocument, XmlDtd } from 'libxml2-wasm';
 import { simpleParser } from 'mailparser';
+import type { Test } from 'tap';
+import { certificateSha1Hex, createProviderIdentity } from '../../api/src/pec/identity.ts';
 import { inspectPecMessage } from '../../api/src/pec/inspect.ts';
+import { toLdif } from '../../api/src/pec/provider-index.ts';
+import { createSigner } from '../../api/src/pec/smime.ts';
 
 const run = promisify(execFile);
 /** The DTD of the technical rules (DM 2 Nov 2005 annex), as distributed. */
@@ -69,4 +74,32 @@ export async function parsePec(raw: Buffer): Promise<ParsedPec> {
     postacert: postacert ?? null,
     text: parsed.text ?? '',
   };
+}
+
+/** A loopback port nothing listens on: a next hop that refuses every connection. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Another provider, listed in a provider index file with its own certificate, whose server cannot be reached:
+ * messages to it wait in the queue, and its receipts are made with `signer` and handed in by the test. Pass
+ * `indexFile` as PEC_PROVIDER_INDEX_FILE and route `provider.domain` to `closedPort` with PEC_SMTP_ROUTES.
+ */
+export async function unreachableProvider(t: Test) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pec-remote-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const provider = { name: 'Remota PEC S.p.A.', domain: 'pec.remota.it' };
+  const identity = await createProviderIdentity({ providerName: provider.name, domain: provider.domain, now: new Date('2026-11-01T00:00:00Z') });
+  const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const indexFile = path.join(dir, 'index.ldif');
+  await writeFile(indexFile, toLdif({
+    dn: `providerName=${provider.name},o=postacert`, providerName: provider.name, managedDomains: [provider.domain],
+    mailReceipt: identity.serviceAddress, certificates: [der], certificateHashes: [certificateSha1Hex(der)],
+  }));
+  return { provider, identity, signer: await createSigner(identity), indexFile, closedPort: await closedPort() };
 }
