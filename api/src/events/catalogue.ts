@@ -82,8 +82,13 @@ export function selects(enabledEvents: readonly string[], type: string): boolean
   });
 }
 
-/** Valid `enabled_events` entries: `*`, a known type, or `<prefix>.*` where some known type has that prefix. */
-export function isValidPattern(pattern: string): boolean {
-  if (pattern === '*' || pattern in eventTypes) return pattern !== 'test.webhook';
+/** A known type, or `<prefix>.*` where some known type has that prefix: what `GET /v1/events?type=` accepts. */
+export function isTypeOrPrefix(pattern: string): boolean {
+  if (pattern in eventTypes) return true;
   return pattern.endsWith('.*') && eventTypeNames.some((type) => type.startsWith(pattern.slice(0, -1)));
+}
+
+/** Valid `enabled_events` entries: `*` or a type or prefix, but never `test.webhook`, which goes to one endpoint only. */
+export function isValidPattern(pattern: string): boolean {
+  return pattern === '*' || (pattern !== 'test.webhook' && isTypeOrPrefix(pattern));
 }

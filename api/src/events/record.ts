@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { and, eq, isNull } from 'drizzle-orm';
 import { events, webhookDeliveries, webhookEndpoints, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../clock.ts';
@@ -89,4 +90,16 @@ export function toEventView(row: {
     data: row.data,
     request: { id: row.requestId, idempotency_key: row.idempotencyKey },
   };
+}
+
+/**
+ * What an update event's `previous_attributes` holds: the old value of every top-level field of the API view
+ * that differs in the new view (nested objects compared whole, as PATCH replaces them whole).
+ */
+export function changedAttributes<T extends object>(before: T, after: T): Partial<T> {
+  const previous: Partial<T> = {};
+  for (const key of Object.keys(before) as (keyof T)[]) {
+    if (!isDeepStrictEqual(before[key], after[key])) previous[key] = before[key];
+  }
+  return previous;
 }

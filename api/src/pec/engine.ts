@@ -4,6 +4,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { domains, mailboxes, pecRecipients, pecTransactions, type Db, type ReceiptType } from '@pec-partner/db';
+import { domainOf } from './addresses.ts';
 import type { Clock } from '../clock.ts';
 import type { AppConfig } from '../config.ts';
 import { conflict, ProblemError } from '../http/problem.ts';
@@ -139,7 +140,7 @@ export class PecEngine {
 
   /** Whether a recipient address is PEC (`certificato`): hosted here or at a provider in the index. */
   async isCertifiedAddress(address: string): Promise<boolean> {
-    const domain = address.slice(address.lastIndexOf('@') + 1);
+    const domain = domainOf(address);
     return (await this.isLocalDomain(domain)) || (await this.index()).isCertifiedDomain(domain);
   }
 
@@ -297,7 +298,7 @@ export class PecEngine {
 
   /** Whether the inbound SMTP server takes mail for this address: our domains and our service address only. */
   async acceptsRecipient(address: string): Promise<boolean> {
-    return this.isLocalDomain(address.slice(address.lastIndexOf('@') + 1));
+    return this.isLocalDomain(domainOf(address));
   }
 
   /** A message from another provider or the Internet: stored durably with its job, then processed by the pipeline. */

@@ -1,5 +1,6 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { delegations, mailboxes, pecRecipients, pecTransactions, type StoredMessageKind } from '@pec-partner/db';
+import { domainOf } from './addresses.ts';
 import type { PecEngine } from './engine.ts';
 import { appendLog, type LogEntryInput, type LogEvent } from './log-register.ts';
 import { recordMessageEvent, type MessageOutcome } from './message-events.ts';
@@ -18,7 +19,6 @@ type RecipientRow = typeof pecRecipients.$inferSelect;
 
 const HOURS = 3_600_000;
 
-const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 /**
  * The pipeline steps of a submitted message. Each is a durable job and idempotent: it rebuilds what it needs from

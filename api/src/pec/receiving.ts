@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { and, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { mailboxes, mailboxMessages, pecInboundMessages, pecRecipients, pecTransactions, type Db } from '@pec-partner/db';
+import { deleteInBatches } from '../jobs/batches.ts';
+import { domainOf } from './addresses.ts';
 import type { Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import type { PecEngine } from './engine.ts';
@@ -22,7 +24,6 @@ import { verifyPecMessage, type PecVerification } from './verify.ts';
 
 const subjectOf = (message: SystemMessage): string => decodeHeaderText(message.headers.find(([name]) => name === 'Subject')?.[1] ?? '');
 const messageIdOf = (message: SystemMessage): string => (message.headers.find(([name]) => name === 'Message-ID')?.[1] ?? '').replace(/^<|>$/g, '');
-const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 const digest = (raw: Buffer): string => createHash('sha256').update(raw).digest('hex');
 /** Names a set of recipients in a bounded number of characters, whatever their order or number. */
 const recipientsKey = (addresses: readonly string[]): string => digest(Buffer.from([...addresses].sort().join('\n')));
@@ -403,11 +404,8 @@ const PURGE_BATCH = 100;
 /** Deletes processed inbound messages older than the retention, in batches: a single message may weigh 100 MB. */
 export async function purgeProcessedInbound(db: Db, now: Date): Promise<number> {
   const cutoff = new Date(now.getTime() - INBOUND_RETENTION_MS);
-  let total = 0;
-  for (;;) {
-    const batch = db.select({ id: pecInboundMessages.id }).from(pecInboundMessages).where(lt(pecInboundMessages.processedAt, cutoff)).limit(PURGE_BATCH);
-    const deleted = await db.delete(pecInboundMessages).where(inArray(pecInboundMessages.id, batch)).returning({ id: pecInboundMessages.id });
-    total += deleted.length;
-    if (deleted.length < PURGE_BATCH) return total;
-  }
+  return deleteInBatches(PURGE_BATCH, async (limit) => {
+    const batch = db.select({ id: pecInboundMessages.id }).from(pecInboundMessages).where(lt(pecInboundMessages.processedAt, cutoff)).limit(limit);
+    return (await db.delete(pecInboundMessages).where(inArray(pecInboundMessages.id, batch)).returning({ id: pecInboundMessages.id })).length;
+  });
 }

@@ -21,7 +21,11 @@ export interface PecVerification {
     /** The provider of the index whose listed certificate made the signature (spec §7.3 origin check). */
     provider: { name: string; managed_domains: string[] } | null;
   };
-  /** Headers agree with the signed daticert and the sender's domain belongs to the signing provider. */
+  /**
+   * Signed by a provider of the index, headers agree with the signed daticert, and From is the signer's certificate
+   * address. Whether that provider may certify what a notification states (its recipients' domains) is the
+   * receiving point's check.
+   */
   consistent: boolean;
   problems: string[];
   /** Top-level header fields by lower-case name, unfolded (not part of the API answer). */

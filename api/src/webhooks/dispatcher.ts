@@ -6,11 +6,10 @@ import { events, webhookAttempts, webhookDeliveries, webhookEndpoints, type Db, 
 import type { Clock } from '../clock.ts';
 import type { AppConfig } from '../config.ts';
 import { API_VERSION } from '../events/catalogue.ts';
-import { recordEvent, toEventView, type RecordedEvent } from '../events/record.ts';
+import { changedAttributes, recordEvent, toEventView, type RecordedEvent } from '../events/record.ts';
 import { newId } from '../ids.ts';
 import { DAY_MS } from '../jobs/scheduler.ts';
 import { endpointView } from '../modules/webhooks/service.ts';
-import { changedAttributes } from '../modules/events/service.ts';
 import { retryDelayMs } from './retry.ts';
 import { signatureHeader } from './signing.ts';
 import { describeUnsafe, safeLookup, unsafeIpLiteral, UnsafeAddressError } from './url-safety.ts';

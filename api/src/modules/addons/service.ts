@@ -1,12 +1,11 @@
 import { and, desc, eq, gt, inArray, lt, or, sql } from 'drizzle-orm';
 import { delegations, mailboxAddons, mailboxes, type AddonKind, type DbOrTx, type MailboxPlan } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
-import { recordEvent } from '../../events/record.ts';
+import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
 import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
-import { changedAttributes } from '../events/service.ts';
 import { mailboxView } from '../mailboxes/view.ts';
 
 export interface AddonDeps {

@@ -5,8 +5,7 @@ import type { Clock } from '../../clock.ts';
 import { isStillReferenced } from '../../db-errors.ts';
 import { newId } from '../../ids.ts';
 import { conflict, invalid, notFound, type FieldError } from '../../http/problem.ts';
-import { recordEvent } from '../../events/record.ts';
-import { changedAttributes } from '../events/service.ts';
+import { changedAttributes, recordEvent } from '../../events/record.ts';
 import type { Customer, CustomerCreate, CustomerUpdate } from './schemas.ts';
 import {
   normalizePartitaIva,

@@ -3,12 +3,11 @@ import { and, desc, eq, inArray, lt, lte } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type Db, type DbOrTx, type DelegationMode, type DelegationStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
-import { recordEvent } from '../../events/record.ts';
+import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts';
 import { newId, randomToken } from '../../ids.ts';
 import { hashPassword, verifyPassword } from '../../passwords.ts';
 import { delegateSeats } from '../addons/service.ts';
-import { changedAttributes } from '../events/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { validatePassword } from '../mailboxes/password-policy.ts';
 
@@ -202,14 +201,20 @@ export async function getDelegation(deps: DelegationDeps, scope: { partnerId: st
 const notLive = (row: Row, now: Date) =>
   conflict('delegation_not_live', `Delegation '${row.id}' is ${statusAt(row, now)}; invite the collaborator again.`, { delegation_status: statusAt(row, now) });
 
+/** The delegation, locked, if it can still change (invited or active); 409 `delegation_not_live` otherwise. */
+async function lockLiveDelegation(tx: DbOrTx, clock: Clock, scope: { partnerId: string; mailboxId: string }, id: string) {
+  const mailbox = await findMailbox(tx, scope);
+  const now = clock.now();
+  const row = await findDelegation(tx, mailbox.id, id, true);
+  const status = statusAt(row, now);
+  if (status !== 'invited' && status !== 'active') throw notLive(row, now);
+  return { mailbox, now, row };
+}
+
 /** Changes the mode (or the display name); it applies to the collaborator's very next request. */
 export async function updateDelegation(deps: DelegationDeps, scope: { partnerId: string; mailboxId: string }, id: string, change: { mode?: DelegationMode | undefined; name?: string | null | undefined }) {
   return deps.db.transaction(async (tx) => {
-    const mailbox = await findMailbox(tx, scope);
-    const now = deps.clock.now();
-    const row = await findDelegation(tx, mailbox.id, id, true);
-    const status = statusAt(row, now);
-    if (status !== 'invited' && status !== 'active') throw notLive(row, now);
+    const { mailbox, now, row } = await lockLiveDelegation(tx, deps.clock, scope, id);
     const mode = change.mode ?? row.mode;
     const name = change.name === undefined ? row.name : change.name;
     // The same values again: nothing changes and nothing is reported.
@@ -224,11 +229,7 @@ export async function updateDelegation(deps: DelegationDeps, scope: { partnerId:
 /** Ends the delegation: the collaborator signs in no more, on the API and on SMTP; its seat is free again. */
 export async function revokeDelegation(deps: DelegationDeps, scope: { partnerId: string; mailboxId: string }, id: string) {
   return deps.db.transaction(async (tx) => {
-    const mailbox = await findMailbox(tx, scope);
-    const now = deps.clock.now();
-    const row = await findDelegation(tx, mailbox.id, id, true);
-    const status = statusAt(row, now);
-    if (status !== 'invited' && status !== 'active') throw notLive(row, now);
+    const { mailbox, now, row } = await lockLiveDelegation(tx, deps.clock, scope, id);
     const [updated] = await tx.update(delegations).set({ status: 'revoked', revokedAt: now, updatedAt: now }).where(eq(delegations.id, id)).returning();
     return recordDelegationEvent(tx, deps.clock, mailbox.partnerId, 'delegation.revoked', delegationView(updated!, mailbox.address, now), delegationView(row, mailbox.address, now));
   });

@@ -1,7 +1,7 @@
-import { isDeepStrictEqual } from 'node:util';
 import { and, desc, eq, gte, inArray, like, lt } from 'drizzle-orm';
 import { events, type Db, type DbOrTx } from '@pec-partner/db';
-import { eventTypeNames, eventTypes } from '../../events/catalogue.ts';
+import { deleteInBatches } from '../../jobs/batches.ts';
+import { isTypeOrPrefix } from '../../events/catalogue.ts';
 import { toEventView, type RecordedEvent } from '../../events/record.ts';
 import { invalid, notFound } from '../../http/problem.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
@@ -13,24 +13,6 @@ export const EVENT_RETENTION_MS = 30 * DAY_MS;
 const view = (row: typeof events.$inferSelect): RecordedEvent => toEventView(row);
 
 const visibleSince = (now: Date): Date => new Date(now.getTime() - EVENT_RETENTION_MS);
-
-/**
- * What an update event's `previous_attributes` holds: the old value of every top-level field of the API view
- * that differs in the new view (nested objects compared whole, as PATCH replaces them whole).
- */
-export function changedAttributes<T extends object>(before: T, after: T): Partial<T> {
-  const previous: Partial<T> = {};
-  for (const key of Object.keys(before) as (keyof T)[]) {
-    if (!isDeepStrictEqual(before[key], after[key])) previous[key] = before[key];
-  }
-  return previous;
-}
-
-/** A `type` filter: an exact type, or `<prefix>.*` matching at least one type of the catalogue. */
-export function isEventTypeFilter(filter: string): boolean {
-  if (filter in eventTypes) return true;
-  return filter.endsWith('.*') && eventTypeNames.some((type) => type.startsWith(filter.slice(0, -1)));
-}
 
 const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
@@ -45,7 +27,7 @@ export interface EventQuery {
 
 /** Newest first, in the order the events were written; only the last 30 days. */
 export async function listEvents(db: DbOrTx, now: Date, partnerId: string, query: EventQuery): Promise<RecordedEvent[]> {
-  if (query.type !== undefined && !isEventTypeFilter(query.type)) {
+  if (query.type !== undefined && !isTypeOrPrefix(query.type)) {
     throw invalid([{ pointer: '/type', location: 'query', code: 'invalid_event_type', detail: 'must be an event type or `<prefix>.*`, e.g. `mailbox.*`' }]);
   }
   if (query.createdAfter && query.createdBefore && query.createdAfter >= query.createdBefore) {
@@ -104,11 +86,8 @@ const PURGE_BATCH = 5_000;
  */
 export async function purgeExpiredEvents(db: Db, now: Date): Promise<number> {
   const cutoff = visibleSince(now);
-  let total = 0;
-  for (;;) {
-    const batch = db.select({ id: events.id }).from(events).where(lt(events.createdAt, cutoff)).limit(PURGE_BATCH);
-    const deleted = await db.delete(events).where(inArray(events.id, batch)).returning({ id: events.id });
-    total += deleted.length;
-    if (deleted.length < PURGE_BATCH) return total;
-  }
+  return deleteInBatches(PURGE_BATCH, async (limit) => {
+    const batch = db.select({ id: events.id }).from(events).where(lt(events.createdAt, cutoff)).limit(limit);
+    return (await db.delete(events).where(inArray(events.id, batch)).returning({ id: events.id })).length;
+  });
 }

@@ -8,7 +8,7 @@ import type { AppConfig } from '../../config.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
 import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts';
 import type { EventType } from '../../events/catalogue.ts';
-import { recordEvent } from '../../events/record.ts';
+import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { newId } from '../../ids.ts';
 import { DAY_MS } from '../../jobs/scheduler.ts';
 import { generatePassword, hashPassword } from '../../passwords.ts';
@@ -18,7 +18,6 @@ import { charge, formatEuro, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { revokeDelegationsOfMailbox } from '../delegations/service.ts';
 import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
-import { changedAttributes } from '../events/service.ts';
 import { validatePassword } from './password-policy.ts';
 import { mailboxView, type MailboxView } from './view.ts';
 

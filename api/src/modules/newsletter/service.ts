@@ -13,11 +13,10 @@ import {
 } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { isStillReferenced, isUniqueViolation } from '../../db-errors.ts';
-import { recordEvent } from '../../events/record.ts';
+import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
 import { newId, randomToken } from '../../ids.ts';
 import { hasActiveAddon } from '../addons/service.ts';
-import { changedAttributes } from '../events/service.ts';
 import { cleanName, normalizeEmail, sanitizeCampaignHtml, textFromHtml } from './content.ts';
 
 type MailboxRow = typeof mailboxes.$inferSelect;
