@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startEmbeddedPostgres, type EmbeddedServer } from '@pec-partner/db';
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedServer } from '@pec-partner/db';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const testDir = fileURLToPath(new URL('.', import.meta.url));
@@ -84,7 +84,9 @@ function countResults(output: string): { passed: number; failed: number; skipped
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // The embedded server's failures are written for people (PostgreSQL's lines and what to do): no stack trace.
+    const explained = error instanceof EmbeddedPostgresError ? `Embedded PostgreSQL: ${error.message}` : undefined;
+    process.stderr.write(`${explained ?? (error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`);
     process.stdout.write('\n0 passed, 1 failed\n');
     process.exit(1);
   },
