@@ -94,6 +94,8 @@ export interface PecConfig {
     verifyPeerTls: boolean;
     tlsCertificateFile: string | undefined;
     tlsPrivateKeyFile: string | undefined;
+    /** Per SMTP server (door): sessions in all, sessions per remote address, idle timeout (see smtp-limits.ts). */
+    limits: { maxClients: number; maxClientsPerAddress: number; idleTimeoutMs: number };
   };
 }
 
@@ -179,6 +181,11 @@ function loadPecConfig(env: NodeJS.ProcessEnv): PecConfig {
       verifyPeerTls: (env.PEC_SMTP_VERIFY_TLS ?? 'true') !== 'false',
       tlsCertificateFile: optionalFile(env, 'PEC_TLS_CERTIFICATE_FILE'),
       tlsPrivateKeyFile: optionalFile(env, 'PEC_TLS_PRIVATE_KEY_FILE'),
+      limits: {
+        maxClients: integer(env, 'PEC_SMTP_MAX_CLIENTS', 100, 1, 100_000),
+        maxClientsPerAddress: integer(env, 'PEC_SMTP_MAX_CLIENTS_PER_IP', 10, 1, 100_000),
+        idleTimeoutMs: integer(env, 'PEC_SMTP_IDLE_TIMEOUT_SECONDS', 60, 5, 3600) * 1000,
+      },
     },
   };
 }

@@ -22,6 +22,7 @@ import { enqueue, JobQueue, type QueuedJob } from './queue.ts';
 import { createSigner, type Signer } from './smime.ts';
 import { storeMessage } from './store.ts';
 import { parseSubmission } from './submission.ts';
+import { assertProcessableMessage, INBOUND_MIME_LIMITS, SUBMISSION_MIME_LIMITS } from './mime-limits.ts';
 import { eicarScanner, type VirusScanner } from './virus-scanner.ts';
 import { certificateSha1Hex } from './identity.ts';
 import { pipelineHandlers } from './pipeline.ts';
@@ -148,6 +149,10 @@ export class PecEngine {
     return this.config.pec.maxTotalBytes;
   }
 
+  maxRecipients(): number {
+    return this.config.pec.maxRecipients;
+  }
+
   /**
    * A deterministic Message-ID for a system message about a transaction: a retried pipeline step rebuilds the
    * same message with the same id, so what was stored or sent once is recognised.
@@ -220,6 +225,8 @@ export class PecEngine {
     if (raw.length > this.config.pec.maxTotalBytes) {
       throw new ProblemError(413, 'message_too_large', 'Message too large', `The message is ${raw.length} bytes; the limit is ${this.config.pec.maxTotalBytes}.`);
     }
+    // Refused before anything is stored: no transaction, no notice, no log entry for a message no parser can take.
+    await assertProcessableMessage(raw, SUBMISSION_MIME_LIMITS);
     const parsed = await parseSubmission(raw, this.serviceDomain);
     const smtpEnvelope = envelope ?? { mailFrom: mailbox.address, rcptTo: [...new Set([...parsed.to, ...parsed.cc])] };
     const violations = checkSubmission({
@@ -303,6 +310,8 @@ export class PecEngine {
 
   /** A message from another provider or the Internet: stored durably with its job, then processed by the pipeline. */
   async receive(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<void> {
+    // Refused while the sender waits (SMTP 554), rather than queued for a job that could never read it.
+    await assertProcessableMessage(raw, INBOUND_MIME_LIMITS);
     if (await acceptInbound(this.db, this.clock, raw, envelope)) this.#wakeWorkers();
   }
 

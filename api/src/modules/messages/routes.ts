@@ -104,10 +104,11 @@ export async function messageRoutes(app: App, deps: AppDeps & { engine: PecEngin
       operationId: 'sendRawMessage',
       tags: ['Messages'],
       summary: 'Send a certified message given as RFC 5322 (.eml)',
-      description: 'Body: the message with `Content-Type: message/rfc822`. From must be the mailbox; the recipients are To and Cc; Bcc is refused.',
+      description: 'Body: the message with `Content-Type: message/rfc822`. From must be the mailbox; the recipients are To and Cc; Bcc is refused. ' +
+        'At most 500 MIME parts nested at most 20 levels deep, 1 MiB of header per part: past that 422 `message_too_complex`; a NUL in a header field or an unreadable structure is 400 `invalid_message`.',
       security: sendSecurity,
       params: IdParams,
-      response: { 201: Submission, ...problemResponses(403, 404, 409, 413, 415) },
+      response: { 201: Submission, ...problemResponses(403, 404, 409, 413, 415, 422) },
     },
   }, async (request, reply) => {
     mailboxOf(request);
