@@ -10,6 +10,9 @@ import { loadPriceList } from './modules/credit/prices.ts';
 import { startSmtpServers } from './pec/smtp-servers.ts';
 import { loadOrCreateTls } from './pec/tls.ts';
 
+/** Longest a SIGINT/SIGTERM shutdown may take: requests drained, workers stopped, connections closed. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
 async function main(): Promise<void> {
   const config = loadConfig();
   // Read the price list before touching the database, so a bad file fails fast with its own message.
@@ -45,6 +48,7 @@ async function main(): Promise<void> {
     submissionPort: config.pec.smtp.submissionPort,
     submissionTlsPort: config.pec.smtp.submissionTlsPort,
     inboundPort: config.pec.smtp.inboundPort,
+    limits: config.pec.smtp.limits,
     serverName: `mx.${app.pec.serviceDomain}`,
     tls: await loadOrCreateTls(
       { certificateFile: config.pec.smtp.tlsCertificateFile, privateKeyFile: config.pec.smtp.tlsPrivateKeyFile },
@@ -56,9 +60,18 @@ async function main(): Promise<void> {
   // Signal handlers first: whoever reads the address below may stop us at once.
   let closing = false;
   const shutdown = async (signal: string) => {
-    if (closing) return;
+    if (closing) {
+      app.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
     closing = true;
     app.log.info({ signal }, 'shutting down: draining requests');
+    // Whatever the database or a slow peer does, the process ends: work cut off here is leased to this process,
+    // whose death frees it for other processes at once (see WorkerIdentity).
+    setTimeout(() => {
+      app.log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed: exiting with work still in flight');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     try {
       await smtp.close();
       await app.close();
@@ -87,6 +100,9 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     process.stderr.write(`Configuration error: ${error.message}\n`);
+  } else if (error instanceof Error && error.name === 'EmbeddedPostgresError') {
+    // @pec-partner/db's EmbeddedPostgresError: its message already says what PostgreSQL said and what to do.
+    process.stderr.write(`Failed to start: ${error.message}\n`);
   } else {
     process.stderr.write(`Failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   }

@@ -200,8 +200,11 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
     // Only while the claim is still this request's: one taken over after a stall belongs to the retry now.
     const ours = and(keyOf(claim.partnerId, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress'));
     // Server faults and throttling are not outcomes of the request: free the key so a retry runs it.
+    // The answer stands even when the database cannot take this last write (it went down meanwhile): a hook that
+    // throws here would replace it with Fastify's own error body. The key then stays claimed, and a retry gets 409
+    // until the claim can be recovered.
     if (reply.statusCode >= 500 || reply.statusCode === 429) {
-      await db.delete(idempotencyKeys).where(ours);
+      await db.delete(idempotencyKeys).where(ours).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency key not freed'));
       return payload;
     }
     const contentType = reply.getHeader('content-type');
@@ -214,8 +217,12 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
         responseHeaders: contentType ? { 'content-type': String(contentType) } : {},
       })
       .where(ours)
-      .returning({ key: idempotencyKeys.key });
-    if (stored.length === 0) request.log.warn('response not stored: its idempotency claim was taken over');
+      .returning({ key: idempotencyKeys.key })
+      .catch((error: unknown) => {
+        request.log.error({ err: error }, 'response not stored for its idempotency key');
+        return undefined;
+      });
+    if (stored?.length === 0) request.log.warn('response not stored: its idempotency claim was taken over');
     return payload;
   });
 

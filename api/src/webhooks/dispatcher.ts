@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
-import { and, eq, gt, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { Agent, request, type Dispatcher } from 'undici';
-import { events, webhookAttempts, webhookDeliveries, webhookEndpoints, type Db, type WebhookDeliveryStatus } from '@pec-partner/db';
+import { events, webhookAttempts, webhookDeliveries, webhookEndpoints, workerIdentity, type Db, type LeaseClaim, type WebhookDeliveryStatus, type WorkerIdentity } from '@pec-partner/db';
 import type { Clock } from '../clock.ts';
 import type { AppConfig } from '../config.ts';
 import { API_VERSION } from '../events/catalogue.ts';
@@ -27,7 +27,10 @@ const USER_AGENT = `PEC-Partner-Webhooks/${API_VERSION}`;
 const attemptDeadlineMs = (timeoutMs: number): number => 3 * timeoutMs + 1_000;
 
 interface ClaimedDelivery {
-  deliveryId: string;
+  /** The delivery's id. */
+  id: string;
+  /** The incarnation key the lease was taken under (see WorkerIdentity). */
+  holder: number;
   endpointId: string;
   partnerId: string;
   url: string;
@@ -46,11 +49,20 @@ interface AttemptOutcome {
 
 /** A claim that lost the race for an endpoint's last free slot to another worker: try again at once. */
 const CONTENDED = Symbol('contended');
+const SCOPE = 'webhook_deliveries';
+
+/** A delivery's lease still protects an attempt: not expired, and its holder alive and running it. */
+const leaseLive = (lease: LeaseClaim, alias: string, now: string, alsoInFlight: string[] = []) =>
+  sql`(${sql.raw(alias)}.locked_until is not null and ${sql.raw(alias)}.locked_until > ${now}::timestamptz
+    and not ${lease.holderGone(columnsOf(alias), alsoInFlight)})`;
+const columnsOf = (alias: string) => ({ id: sql.raw(`${alias}.id`), lockedBy: sql.raw(`${alias}.locked_by`), lockedAt: sql.raw(`${alias}.locked_at`) });
 
 /**
  * Delivers what the outbox owes to partners' endpoints. Deliveries are claimed in PostgreSQL with a lease, so
- * any number of workers in any number of processes share the work, and a process killed mid-attempt leaves a
- * lease that expires: the delivery is attempted again, with the same `webhook-id`. At-least-once, never lost.
+ * any number of workers in any number of processes share the work. The lease names its holder (see
+ * WorkerIdentity): when a process is killed mid-attempt, its leases are taken over at once and the delivery is
+ * attempted again, with the same `webhook-id`; a lease whose holder lives expires after the slowest possible
+ * attempt. At-least-once, never lost.
  */
 export class WebhookDispatcher {
   readonly #db: Db;
@@ -63,9 +75,11 @@ export class WebhookDispatcher {
   #workers: Promise<void>[] = [];
   #stopping = false;
   readonly #wakers = new Set<() => void>();
+  readonly #identity: WorkerIdentity;
 
   constructor(options: { db: Db; clock: Clock; config: AppConfig; log?: FastifyBaseLogger }) {
     this.#db = options.db;
+    this.#identity = workerIdentity(options.db);
     this.#clock = options.clock;
     this.#config = options.config;
     this.#log = options.log;
@@ -88,17 +102,18 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Takes one due delivery: pending, due, not leased (or its lease expired), its endpoint enabled and not deleted,
-   * and fewer than the endpoint's concurrency bound of its deliveries in flight. One statement with SKIP LOCKED
-   * claims it; the endpoint row is locked too, so claims for one endpoint run one at a time, and the recount
-   * after it (a fresh snapshot, every earlier claim of this endpoint committed) makes the bound exact across
-   * workers and processes.
+   * Takes one due delivery: pending, due, not leased (or its lease expired, or its holder gone), its endpoint
+   * enabled and not deleted, and fewer than the endpoint's concurrency bound of its deliveries in flight. One
+   * statement with SKIP LOCKED claims it; the endpoint row is locked too, so claims for one endpoint run one at a
+   * time, and the recount after it (a fresh snapshot, every earlier claim of this endpoint committed) makes the
+   * bound exact across workers and processes.
    */
   async #claim(): Promise<ClaimedDelivery | typeof CONTENDED | null> {
     const now = this.#clock.now();
+    const at = now.toISOString();
     const bound = this.#config.webhooks.concurrencyPerEndpoint;
     try {
-      return await this.#db.transaction(async (tx) => {
+      return await this.#identity.claim(SCOPE, (lease) => this.#db.transaction(async (tx) => {
         const rows = await tx.execute<{
           delivery_id: string; endpoint_id: string; partner_id: string; url: string; secret: string;
           previous_secret: string | null; previous_secret_expires_at: string | null;
@@ -110,19 +125,19 @@ export class WebhookDispatcher {
             from ${webhookDeliveries} d
             join ${webhookEndpoints} e on e.id = d.endpoint_id
             where d.status = 'pending'
-              and d.next_attempt_at <= ${now.toISOString()}::timestamptz
-              and (d.locked_until is null or d.locked_until <= ${now.toISOString()}::timestamptz)
+              and d.next_attempt_at <= ${at}::timestamptz
+              and not ${leaseLive(lease, 'd', at)}
               and e.status = 'enabled' and e.deleted_at is null
               and (select count(*) from ${webhookDeliveries} busy
                    where busy.endpoint_id = d.endpoint_id and busy.status = 'pending'
-                     and busy.locked_until > ${now.toISOString()}::timestamptz) < ${bound}
+                     and ${leaseLive(lease, 'busy', at)}) < ${bound}
             order by d.next_attempt_at, d.id
             limit 1
             for update of d skip locked
             for no key update of e skip locked
           )
           update ${webhookDeliveries} d
-          set locked_until = ${new Date(now.getTime() + this.#leaseMs).toISOString()}::timestamptz
+          set locked_until = ${new Date(now.getTime() + this.#leaseMs).toISOString()}::timestamptz, locked_by = ${lease.holder}, locked_at = now()
           from candidate, ${webhookEndpoints} e, ${events} ev
           where d.id = candidate.id and e.id = candidate.endpoint_id and ev.id = d.event_id
           returning d.id as delivery_id, e.id as endpoint_id, d.partner_id, e.url, e.secret, e.previous_secret,
@@ -130,14 +145,13 @@ export class WebhookDispatcher {
             ev.idempotency_key, ev.created_at`);
         const row = rows[0];
         if (!row) return null;
-        const [inFlight] = await tx
-          .select({ n: sql<number>`count(*)::int` })
-          .from(webhookDeliveries)
-          .where(and(eq(webhookDeliveries.endpointId, row.endpoint_id), eq(webhookDeliveries.status, 'pending'), gt(webhookDeliveries.lockedUntil, now)));
+        const [inFlight] = await tx.execute<{ n: number }>(sql`
+          select count(*)::int as n from ${webhookDeliveries} busy
+          where busy.endpoint_id = ${row.endpoint_id} and busy.status = 'pending' and ${leaseLive(lease, 'busy', at, [row.delivery_id])}`);
         if (inFlight!.n > bound) throw CONTENDED;
         const previousLive = row.previous_secret && row.previous_secret_expires_at && new Date(row.previous_secret_expires_at) > now;
         return {
-          deliveryId: row.delivery_id,
+          id: row.delivery_id,
           endpointId: row.endpoint_id,
           partnerId: row.partner_id,
           url: row.url,
@@ -153,7 +167,7 @@ export class WebhookDispatcher {
             createdAt: new Date(row.created_at),
           }),
         };
-      });
+      }));
     } catch (error) {
       if (error === CONTENDED) return CONTENDED;
       throw error;
@@ -214,12 +228,12 @@ export class WebhookDispatcher {
       const now = this.#clock.now();
       // Endpoint first, then delivery: the order deleting an endpoint locks them in, so the two never deadlock.
       const [endpoint] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, delivery.endpointId)).for('no key update');
-      const [current] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, delivery.deliveryId)).for('update');
+      const [current] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, delivery.id)).for('update');
       // The event was purged (30 days) while its request was in flight: its deliveries and attempts went with it.
       if (!current || !endpoint) return;
       await tx.insert(webhookAttempts).values({
         id: newId('wat', now),
-        deliveryId: delivery.deliveryId,
+        deliveryId: delivery.id,
         eventId: delivery.event.id,
         endpointId: delivery.endpointId,
         partnerId: delivery.partnerId,
@@ -231,14 +245,15 @@ export class WebhookDispatcher {
         latencyMs: result.latencyMs,
         attemptedAt: result.attemptedAt,
       });
-      // Settled meanwhile (the endpoint was deleted, or this attempt outlived its lease and another one won).
-      if (current.status !== 'pending') return;
+      // Settled meanwhile (the endpoint was deleted), or no longer ours: this attempt outlived its lease, or this
+      // process was taken for dead, and another worker took the delivery over.
+      if (current.status !== 'pending' || current.lockedBy !== delivery.holder) return;
       const attempts = current.attempts + 1;
 
       if (result.succeeded) {
         await tx
           .update(webhookDeliveries)
-          .set({ status: 'succeeded', attempts, lastAttemptAt: result.attemptedAt, nextAttemptAt: null, lockedUntil: null })
+          .set({ status: 'succeeded', attempts, lastAttemptAt: result.attemptedAt, nextAttemptAt: null, lockedUntil: null, lockedBy: null, lockedAt: null })
           .where(eq(webhookDeliveries.id, current.id));
         if (endpoint.failingSince) await tx.update(webhookEndpoints).set({ failingSince: null }).where(eq(webhookEndpoints.id, endpoint.id));
         return;
@@ -248,7 +263,7 @@ export class WebhookDispatcher {
       const status: WebhookDeliveryStatus = delay === null ? 'failed' : 'pending';
       await tx
         .update(webhookDeliveries)
-        .set({ status, attempts, lastAttemptAt: result.attemptedAt, nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay), lockedUntil: null })
+        .set({ status, attempts, lastAttemptAt: result.attemptedAt, nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay), lockedUntil: null, lockedBy: null, lockedAt: null })
         .where(eq(webhookDeliveries.id, current.id));
       const failingSince = endpoint.failingSince ?? result.attemptedAt;
       const reason = endpoint.status !== 'enabled' || endpoint.deletedAt
@@ -281,8 +296,13 @@ export class WebhookDispatcher {
   async #runOne(): Promise<boolean | typeof CONTENDED> {
     const delivery = await this.#claim();
     if (delivery === null || delivery === CONTENDED) return delivery === CONTENDED ? CONTENDED : false;
-    const result = await this.#send(delivery);
-    await this.#record(delivery, result);
+    try {
+      const result = await this.#send(delivery);
+      await this.#record(delivery, result);
+    } finally {
+      // Recorded or not (the database may be down): from now on a lease left on the delivery is a dead one.
+      this.#identity.finished(SCOPE, delivery.id);
+    }
     return true;
   }
 

@@ -89,6 +89,9 @@ export const webhookDeliveries = pgTable(
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }),
     lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
+    /** The worker incarnation holding the lease and when (database time) it claimed it; see WorkerIdentity. */
+    lockedBy: integer('locked_by'),
+    lockedAt: timestamp('locked_at', { withTimezone: true, mode: 'date' }),
     lastAttemptAt: timestamp('last_attempt_at', { withTimezone: true, mode: 'date' }),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
   },

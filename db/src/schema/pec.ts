@@ -140,6 +140,10 @@ export const pecJobs = pgTable(
     runAt: timestamp('run_at', { withTimezone: true, mode: 'date' }).notNull(),
     attempts: integer('attempts').notNull().default(0),
     lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
+    /** The key of the worker incarnation holding the lease (its advisory lock says whether it lives); see WorkerIdentity. */
+    lockedBy: integer('locked_by'),
+    /** Database time of the claim: tells a lease taken before a database restart from one taken since. */
+    lockedAt: timestamp('locked_at', { withTimezone: true, mode: 'date' }),
     lastError: text('last_error'),
     doneAt: timestamp('done_at', { withTimezone: true, mode: 'date' }),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
