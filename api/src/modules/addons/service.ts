@@ -4,7 +4,8 @@ import type { Clock } from '../../clock.ts';
 import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { conflict, invalid, notFound } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
-import { charge, formatEuro, refund } from '../credit/service.ts';
+import { charge, formatEuro, paidHistory, refund } from '../credit/service.ts';
+import { renewalDescription } from '../credit/pro-rata.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { mailboxView } from '../mailboxes/view.ts';
 
@@ -18,7 +19,6 @@ type Row = typeof mailboxAddons.$inferSelect;
 type MailboxRow = typeof mailboxes.$inferSelect;
 
 export const GB = 1024 ** 3;
-const YEAR_MS = 365 * 86_400_000;
 
 export const addonNames: Record<AddonKind, string> = {
   extra_inbox_gb: 'Extra inbox space',
@@ -59,9 +59,6 @@ export function termEndAfterRenewal(expiresAt: Date | null, termYears: number, n
   end.setUTCFullYear(end.getUTCFullYear() + termYears);
   return end;
 }
-
-/** Price of `quantity` units for `ms` of time, pro rata over a 365-day year, in cents. */
-export const proRata = (unitAmount: number, quantity: number, ms: number): number => Math.round((unitAmount * quantity * Math.max(0, ms)) / YEAR_MS);
 
 async function lockMailbox(tx: DbOrTx, partnerId: string, mailboxId: string): Promise<MailboxRow> {
   const [row] = await tx.select().from(mailboxes).where(and(eq(mailboxes.id, mailboxId), eq(mailboxes.partnerId, partnerId))).for('update');
@@ -328,10 +325,11 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
     const view = addonView(row!, mailbox);
     await recordEvent(tx, deps.clock, { partnerId, type: 'mailbox_addon.created', object: view });
     if (when === 'now') {
-      const amount = proRata(unit, quantity, mailbox.expiresAt!.getTime() - now.getTime());
+      // The rest of the term at the yearly price, each paid period of the term by its own length.
+      const amount = (await paidHistory(tx, partnerId, mailbox)).priceForRest(unit * quantity, now);
       if (amount > 0) {
         await charge(tx, deps.clock, {
-          partnerId, amount, requestId, item: { type: 'mailbox_addon', id },
+          partnerId, amount, requestId, item: { type: 'mailbox_addon', id }, at: now,
           description: `${addonNames[input.kind]} ×${quantity} until ${mailbox.expiresAt!.toISOString().slice(0, 10)}: ${mailbox.address}`,
         });
       }
@@ -351,7 +349,8 @@ export async function listAddons(db: DbOrTx, partnerId: string, mailboxId: strin
 }
 
 /**
- * `now`: ends at once, the unused part of the term refunded pro rata; `renewal`: keeps working until the term ends
+ * `now`: ends at once, refunding what was paid for the unused part of the term (each paid period pro rata by its
+ * own length, never more than was charged and not yet refunded); `renewal`: keeps working until the term ends
  * and is not renewed. `DELETE …/cancellation` undoes the latter. Either way space cannot go below what is used
  * (409 `quota_below_usage`) and seats below the live delegations (409 `delegations_over_limit`).
  */
@@ -381,10 +380,11 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
     const [updated] = await tx.update(mailboxAddons).set({ status: 'cancelled', cancelledAt: now, updatedAt: now }).where(eq(mailboxAddons.id, addonId)).returning();
     const view = await recordChange(tx, deps.clock, partnerId, 'mailbox_addon.cancelled', addonView(row, mailbox), addonView(updated!, mailbox));
     if (row.status === 'active') {
-      const amount = proRata(deps.prices.addons[row.kind].unit_amount, row.quantity, mailbox.expiresAt!.getTime() - now.getTime());
+      // What was paid for the unused part, not today's price for it: never more than was paid.
+      const amount = (await paidHistory(tx, partnerId, mailbox)).refundableAt({ type: 'mailbox_addon', id: addonId }, now);
       if (amount > 0) {
         await refund(tx, deps.clock, {
-          partnerId, amount, requestId, item: { type: 'mailbox_addon', id: addonId },
+          partnerId, amount, requestId, item: { type: 'mailbox_addon', id: addonId }, at: now,
           description: `Refund: ${addonNames[row.kind]} ×${row.quantity} cancelled (${formatEuro(amount)} unused): ${mailbox.address}`,
         });
       }
@@ -440,7 +440,7 @@ export async function renewAddons(tx: DbOrTx, clock: Clock, prices: PriceListCon
     await charge(tx, clock, {
       partnerId: mailbox.partnerId,
       amount: prices.addons[row.kind].unit_amount * row.quantity * termYears,
-      description: `Renewal: ${addonNames[row.kind]} ×${row.quantity}, ${termYears} year${termYears === 1 ? '' : 's'}: ${mailbox.address}`,
+      description: renewalDescription(`${addonNames[row.kind]} ×${row.quantity}`, termYears, mailbox.address),
       item: { type: 'mailbox_addon', id: row.id },
       requestId,
     });

@@ -1,11 +1,12 @@
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
-import { creditAccounts, creditLedgerEntries, type DbOrTx, type LedgerEntryKind } from '@pec-partner/db';
+import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import { creditAccounts, creditLedgerEntries, mailboxAddons, type DbOrTx, type LedgerEntryKind } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
 import { conflict, invalid, ProblemError } from '../../http/problem.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
 import type { EventType } from '../../events/catalogue.ts';
 import { recordEvent } from '../../events/record.ts';
+import { PaidHistory, type MailboxTerm } from './pro-rata.ts';
 
 export type LedgerEntryView = {
   id: string;
@@ -64,6 +65,11 @@ export interface Movement {
   description: string;
   item?: { type: string; id: string };
   requestId?: string | null;
+  /**
+   * The instant of the operation the entry belongs to, when the caller priced it at that instant (the default is
+   * the clock at writing): the refund rules rebuild paid periods from entry times (see pro-rata.ts).
+   */
+  at?: Date;
 }
 
 /**
@@ -102,7 +108,7 @@ async function post(
         { balance: account.balanceCents, required, shortfall: required - account.balanceCents, currency: 'EUR' },
       );
     }
-    const now = clock.now();
+    const now = movement.at ?? clock.now();
     const [updatedAccount] = await tx
       .update(creditAccounts)
       .set({ balanceCents: balanceAfter, updatedAt: now })
@@ -240,4 +246,34 @@ export async function ledgerTotal(db: DbOrTx, partnerId: string): Promise<number
     .from(creditLedgerEntries)
     .where(eq(creditLedgerEntries.partnerId, partnerId));
   return Number(row?.total ?? 0);
+}
+
+/**
+ * What a mailbox and its add-ons were charged and refunded, oldest first, as periods and payments (see
+ * pro-rata.ts). Read inside the transaction that holds the mailbox's row lock, so no entry of theirs can be
+ * written in between.
+ */
+export async function paidHistory(db: DbOrTx, partnerId: string, mailbox: MailboxTerm): Promise<PaidHistory> {
+  const addonIds = db.select({ id: mailboxAddons.id }).from(mailboxAddons).where(eq(mailboxAddons.mailboxId, mailbox.id));
+  const rows = await db
+    .select({
+      kind: creditLedgerEntries.kind,
+      amountCents: creditLedgerEntries.amountCents,
+      description: creditLedgerEntries.description,
+      itemType: creditLedgerEntries.itemType,
+      itemId: creditLedgerEntries.itemId,
+      createdAt: creditLedgerEntries.createdAt,
+    })
+    .from(creditLedgerEntries)
+    .where(
+      and(
+        eq(creditLedgerEntries.partnerId, partnerId),
+        or(
+          and(eq(creditLedgerEntries.itemType, 'mailbox'), eq(creditLedgerEntries.itemId, mailbox.id)),
+          and(eq(creditLedgerEntries.itemType, 'mailbox_addon'), inArray(creditLedgerEntries.itemId, addonIds)),
+        ),
+      ),
+    )
+    .orderBy(asc(creditLedgerEntries.seq));
+  return new PaidHistory(mailbox, rows);
 }

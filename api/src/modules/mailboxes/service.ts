@@ -14,7 +14,8 @@ import { DAY_MS } from '../../jobs/scheduler.ts';
 import { generatePassword, hashPassword } from '../../passwords.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
 import { checkPlanChange, endAddonsOfMailbox, renewAddons } from '../addons/service.ts';
-import { charge, formatEuro, refund } from '../credit/service.ts';
+import { boundRefund, renewalDescription } from '../credit/pro-rata.ts';
+import { charge, formatEuro, paidHistory, refund } from '../credit/service.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
 import { revokeDelegationsOfMailbox } from '../delegations/service.ts';
 import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
@@ -33,8 +34,6 @@ export interface MailboxDeps {
 }
 
 export const GB = 1024 ** 3;
-/** Pro-rating counts a year as 365 days; terms themselves run to the same calendar date. */
-export const YEAR_MS = 365 * DAY_MS;
 
 type MailboxAction =
   | 'activate' | 'suspend' | 'resume' | 'cancel' | 'schedule_cancellation' | 'undo_cancellation' | 'renew'
@@ -333,8 +332,9 @@ export async function cancelMailbox(deps: MailboxDeps, partnerId: string, id: st
   if (when === 'now') {
     return mutate(deps, partnerId, id, 'cancel', 'mailbox.cancelled', async (row, now, tx) => {
       if (row.status === 'pending_identification') {
-        const paid = deps.prices.mailbox_plans[row.plan].unit_amount * row.termYears;
-        await refund(tx, deps.clock, { partnerId, amount: paid, description: `Refund: mailbox ${row.address} cancelled before activation`, item: { type: 'mailbox', id }, requestId });
+        // Everything it was charged, as charged (the price list may have changed since).
+        const paid = (await paidHistory(tx, partnerId, row)).netPaid({ type: 'mailbox', id });
+        if (paid > 0) await refund(tx, deps.clock, { partnerId, amount: paid, description: `Refund: mailbox ${row.address} cancelled before activation`, item: { type: 'mailbox', id }, requestId, at: now });
       }
       return { status: 'cancelled', cancelledAt: now, cancelAt: null, suspensionReason: null, ...(await endDependents(tx, deps.clock, row, now)) };
     });
@@ -361,9 +361,11 @@ async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: num
   await charge(tx, deps.clock, {
     partnerId: row.partnerId,
     amount: spec.unit_amount * termYears,
-    description: `Renewal: PEC mailbox ${planNames[plan]}, ${years(termYears)}: ${row.address}`,
+    // The description carries the years and the entry the renewal's instant: the paid period is rebuilt from them.
+    description: renewalDescription(`PEC mailbox ${planNames[plan]}`, termYears, row.address),
     item: { type: 'mailbox', id: row.id },
     requestId,
+    at: now,
   });
   const quotas = await renewAddons(tx, deps.clock, deps.prices, row, termYears, requestId);
   // Renewing late does not bill the time the mailbox could not be used: the new term starts now.
@@ -393,8 +395,10 @@ export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, t
   });
 
 /**
- * `now`: the new plan applies at once and the price difference for the rest of the term is charged (upgrade)
- * or refunded to credit (downgrade), pro rata by the second; `renewal`: recorded and applied at the next renewal.
+ * `now`: the new plan applies at once; the new plan's price for the rest of the term (each paid period pro rata by
+ * its own length) is set against what was paid for that unused part: the difference is charged (upgrade) or
+ * refunded to credit (downgrade, never more than was paid for the unused part); `renewal`: recorded and applied at
+ * the next renewal.
  * Either way a plan that would leave the mailbox over its limits is refused first, charging and reporting nothing
  * (see checkPlanChange).
  */
@@ -404,11 +408,13 @@ export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: stri
     await checkPlanChange(tx, deps.prices, row, plan, when, now);
     if (when === 'renewal') return { planAtRenewal: plan === row.plan ? null : plan };
     const spec = deps.prices.mailbox_plans[plan];
-    const remainingMs = Math.max(0, row.expiresAt!.getTime() - now.getTime());
-    const difference = Math.round(((spec.unit_amount - deps.prices.mailbox_plans[row.plan].unit_amount) * remainingMs) / YEAR_MS);
-    const description = `Plan change ${planNames[row.plan]} → ${planNames[plan]} for the rest of the term (${formatEuro(Math.abs(difference))}): ${row.address}`;
-    if (difference > 0) await charge(tx, deps.clock, { partnerId, amount: difference, description, item: { type: 'mailbox', id }, requestId });
-    if (difference < 0) await refund(tx, deps.clock, { partnerId, amount: -difference, description, item: { type: 'mailbox', id }, requestId });
+    const history = await paidHistory(tx, partnerId, row);
+    const item = { type: 'mailbox', id };
+    const difference = Math.round(spec.unit_amount * history.yearsLeft(now) - history.unusedPaid(item, now));
+    const amount = difference > 0 ? difference : boundRefund(-difference, history.netPaid(item));
+    const description = `Plan change ${planNames[row.plan]} → ${planNames[plan]} for the rest of the term (${formatEuro(amount)}): ${row.address}`;
+    if (difference > 0) await charge(tx, deps.clock, { partnerId, amount, description, item, requestId, at: now });
+    if (difference < 0 && amount > 0) await refund(tx, deps.clock, { partnerId, amount, description, item, requestId, at: now });
     return {
       plan,
       planAtRenewal: null,
@@ -534,13 +540,21 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
   });
 }
 
-export async function listNotices(deps: MailboxDeps, partnerId: string, mailboxId: string) {
+/**
+ * The mailbox's expiry notices in the order they were recorded (oldest first, as a history reads), `limit + 1`
+ * of them after the cursor notice. A cursor that is not a notice of this mailbox starts nowhere: an empty page.
+ */
+export async function listNotices(deps: MailboxDeps, partnerId: string, mailboxId: string, page: { limit: number; startingAfter?: string | undefined }) {
   await findRow(deps.db, partnerId, mailboxId);
+  const after = page.startingAfter
+    ? sql`(${mailboxNotices.createdAt}, ${mailboxNotices.kind}, ${mailboxNotices.id}) > (select created_at, kind, id from ${mailboxNotices} where id = ${page.startingAfter} and mailbox_id = ${mailboxId})`
+    : undefined;
   const rows = await deps.db
     .select()
     .from(mailboxNotices)
-    .where(and(eq(mailboxNotices.partnerId, partnerId), eq(mailboxNotices.mailboxId, mailboxId)))
-    .orderBy(mailboxNotices.createdAt, mailboxNotices.kind);
+    .where(and(eq(mailboxNotices.partnerId, partnerId), eq(mailboxNotices.mailboxId, mailboxId), after))
+    .orderBy(mailboxNotices.createdAt, mailboxNotices.kind, mailboxNotices.id)
+    .limit(page.limit + 1);
   return rows.map((row) => ({
     id: row.id,
     object: 'mailbox_notice' as const,
