@@ -112,6 +112,7 @@ t.test('a message between mailboxes of this provider: acceptance, envelope, take
   t.match(toBob.daticert, `<consegna>${bob.address}</consegna>`);
   t.match(toBob.daticert, '<ricevuta tipo="completa" />');
   t.ok(toBob.postacert, 'bob was in To: a full receipt with the message');
+  t.match(toBob.postacert!.toString('latin1'), new RegExp(`^Message-ID: <${pecId.replace(/\./g, '\\.')}>\r$`, 'm'), 'the full receipt attaches the original with the PEC id inside');
   const toCarol = await assertCertified(t, receipts[2]!.raw, ca, 'delivery to carol');
   t.match(toCarol.daticert, `<consegna>${carol.address}</consegna>`);
   t.equal(toCarol.postacert, null, 'carol was in Cc: a summary receipt');
@@ -126,6 +127,11 @@ t.test('a message between mailboxes of this provider: acceptance, envelope, take
     t.equal(envelope.headers.get('message-id'), `<${pecId}>`);
     t.match(envelope.daticert, '<postacert tipo="posta-certificata" errore="nessuno">');
     t.match(envelope.postacert!.toString('latin1'), /diffida\.pdf/);
+    // As real providers' envelopes show (spec §4.4): inside, the PEC id is the Message-ID, the client's the reference.
+    const inside = envelope.postacert!.toString('latin1').split('\r\n\r\n')[0]!;
+    t.same(inside.match(/^Message-ID: .*$/gim), [`Message-ID: <${pecId}>`], `postacert.eml for ${recipient.address} carries the PEC id as its Message-ID`);
+    t.match(inside, /^X-Riferimento-Message-ID: <[^>]+@[^>]+>$/m, 'and the original id as X-Riferimento-Message-ID');
+    t.notMatch(inside, new RegExp(`X-Riferimento-Message-ID: <${pecId.replace(/\./g, '\\.')}>`), 'which is not the PEC id');
     t.match(inbox[0], { kind: 'transport_envelope', seen: false, subject: 'POSTA CERTIFICATA: Diffida n. 7 — è urgente' });
   }
   const folders = (await bob.get('/folders')).body.data;

@@ -7,6 +7,8 @@ import type { AppConfig } from './config.ts';
 import type { App, AppDeps } from './deps.ts';
 import { installAuth } from './http/auth.ts';
 import { installErrorHandling } from './http/errors.ts';
+import { clientErrorHandler, frameworkErrors, installInputHygiene, parseForm } from './http/input-hygiene.ts';
+import { missingPathResource } from './http/route-resources.ts';
 import { installIdempotency } from './http/idempotency.ts';
 import { registerOpenApi } from './http/openapi.ts';
 import { ProblemError } from './http/problem.ts';
@@ -77,14 +79,21 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { removeAdditional: false } },
+    // Refusals made before any route is found, and requests Node's parser rejects, answer as problems too.
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installValidators(app);
-  installErrorHandling(app);
+  installErrorHandling(app, { missingPathResource: (request) => missingPathResource(db, request) });
   // The API speaks JSON only: a text/plain body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    try {
+      done(null, parseForm(String(body)));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('request-id', request.id);
@@ -104,6 +113,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
 
   await registerOpenApi(app);
+  // Before authentication: nothing that cannot be valid input reaches a lookup.
+  installInputHygiene(app);
   installAuth(app, db, clock, tokens);
   await app.register(rateLimit, {
     global: true,

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db-errors.ts';
 import { ProblemError, problemType, type ProblemBody } from './problem.ts';
 import { fieldErrors } from './validation.ts';
 
@@ -40,21 +41,40 @@ function toProblem(error: FastifyError & { validationContext?: string }): Proble
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message);
   }
+  if (isDatabaseUnavailable(error)) {
+    return new ProblemError(503, 'database_unavailable', 'Service unavailable', 'The database is unavailable; retry later.', {},
+      { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) });
+  }
   return new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred; it has been logged.');
 }
 
+/** A refusal of the body (not of the path or query), which an unknown id in the path takes precedence over. */
+function isAboutBody(error: FastifyError & { validationContext?: string }, problem: ProblemError): boolean {
+  if (error.validation) return error.validationContext === 'body';
+  const errors = problem.extensions.errors as { location: string }[] | undefined;
+  return !errors?.some((field) => field.location !== 'body');
+}
+
+export interface ErrorHandlingOptions {
+  /**
+   * Asked before a request is refused for its body: the 404 of an id in its path that names nothing of the
+   * caller's, which then answers instead (an unknown id is a 404 whatever the body).
+   */
+  missingPathResource?: (request: FastifyRequest) => Promise<ProblemError | undefined>;
+}
+
 /** Every error leaves as application/problem+json; unexpected ones are logged and never leak details. */
-export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const problem = toProblem(error);
+export function installErrorHandling(app: FastifyInstance, options: ErrorHandlingOptions = {}): void {
+  app.setErrorHandler(async (error: FastifyError & { validationContext?: string }, request, reply) => {
+    let problem = toProblem(error);
+    if ([400, 413, 415].includes(problem.status) && options.missingPathResource && isAboutBody(error, problem)) {
+      problem = (await options.missingPathResource(request).catch(() => undefined)) ?? problem;
+    }
     if (problem.status >= 500) request.log.error({ err: error }, 'unhandled error');
     return sendProblem(request, reply, problem);
   });
+  // The method and path are not echoed: the client has them, and a hostile path has no place in our answer.
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      new ProblemError(404, 'route_not_found', 'Not found', `No route ${request.method} ${request.url.split('?')[0]}.`),
-    ),
+    sendProblem(request, reply, new ProblemError(404, 'route_not_found', 'Not found', 'No route matches this method and path; /docs lists the API.')),
   );
 }

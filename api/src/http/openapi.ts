@@ -45,6 +45,43 @@ export function hoistTitledSchemas(document: JsonObject): JsonObject {
   return doc;
 }
 
+const problemRef = { $ref: '#/components/schemas/Problem' };
+const standardProblems: Record<string, string> = {
+  400: 'Invalid request',
+  401: 'Authentication required',
+  404: 'Resource not found',
+  413: 'Payload too large',
+  415: 'Unsupported media type',
+  429: 'Too many requests',
+  503: 'Service unavailable (retry after `Retry-After` seconds)',
+};
+
+/**
+ * The problems every operation can answer with, whatever its route declares, added to the document in one place:
+ * 400 (any input can be malformed), 429 (rate limits), 503 (the database is unreachable); 401 unless public; 404
+ * with path parameters; 413 and 415 with a body. A body every field of which is optional may be left out.
+ */
+export function withStandardProblems(document: JsonObject): JsonObject {
+  const doc = structuredClone(document);
+  for (const methods of Object.values((doc.paths ?? {}) as Record<string, Record<string, JsonObject>>)) {
+    for (const operation of Object.values(methods)) {
+      const isPublic = Array.isArray(operation.security) && operation.security.length === 0;
+      const hasPathParams = ((operation.parameters ?? []) as JsonObject[]).some((parameter) => parameter.in === 'path');
+      const body = operation.requestBody as JsonObject | undefined;
+      const statuses = [400, 429, 503, ...(isPublic ? [] : [401]), ...(hasPathParams ? [404] : []), ...(body ? [413, 415] : [])];
+      const responses = (operation.responses ??= {}) as Record<string, JsonObject>;
+      for (const status of statuses) {
+        const response = (responses[status] ??= { description: standardProblems[status]! });
+        const content = (response.content ??= {}) as JsonObject;
+        content['application/problem+json'] ??= { schema: problemRef };
+      }
+      const schema = ((body?.content as JsonObject | undefined)?.['application/json'] as JsonObject | undefined)?.schema as JsonObject | undefined;
+      if (body && schema?.type === 'object' && !(Array.isArray(schema.required) && schema.required.length > 0)) body.required = false;
+    }
+  }
+  return doc;
+}
+
 export const openApiInfo = {
   title: 'PEC Partner API',
   version: '2026-11-22',
@@ -96,7 +133,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       ],
     },
     transformObject: (documentObject) =>
-      hoistTitledSchemas((documentObject as { openapiObject: JsonObject }).openapiObject) as never,
+      hoistTitledSchemas(withStandardProblems((documentObject as { openapiObject: JsonObject }).openapiObject)) as never,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 }

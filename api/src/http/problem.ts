@@ -75,11 +75,17 @@ const problemTitles: Record<number, string> = {
   422: 'Unprocessable request',
   429: 'Too many requests',
   500: 'Internal error',
+  503: 'Service unavailable (retry after `Retry-After` seconds)',
 };
 
 /** Response-schema entries for the problems a route can answer with, in OpenAPI's per-media-type form. */
-export function problemResponses(...statuses: number[]): Record<number, unknown> {
-  const out: Record<number, unknown> = {};
+export interface ProblemResponse {
+  description: string;
+  content: Record<string, { schema: unknown }>;
+}
+
+export function problemResponses(...statuses: number[]): Record<number, ProblemResponse> {
+  const out: Record<number, ProblemResponse> = {};
   for (const status of [400, 401, 429, ...statuses]) {
     out[status] = {
       description: problemTitles[status] ?? 'Problem',

@@ -219,27 +219,21 @@ export async function mailboxRoutes(app: App, deps: AppDeps): Promise<void> {
 
   app.get('/v1/mailboxes/:id/notices', {
     schema: {
-      ...action('listMailboxNotices', 'Expiry notices recorded for the mailbox (30, 7 and 1 days before expiry)'),
+      ...action('listMailboxNotices', 'Expiry notices recorded for the mailbox (30, 7 and 1 days before expiry), oldest first'),
+      querystring: Type.Object(ListQuery, { additionalProperties: false }),
       response: {
-        200: Type.Object(
-          {
-            object: Type.Literal('list'),
-            data: Type.Array(
-              Type.Object(
-                { id: Type.String(), object: Type.Literal('mailbox_notice'), mailbox: Type.String(), kind: Type.Enum(mailboxNoticeKinds), expires_at: time, created_at: time },
-                { title: 'MailboxNotice' },
-              ),
-            ),
-            has_more: Type.Boolean(),
-            next_cursor: Type.Union([Type.String(), Type.Null()]),
-          },
-          { title: 'MailboxNoticeList' },
+        200: ListOf(
+          Type.Object(
+            { id: Type.String(), object: Type.Literal('mailbox_notice'), mailbox: Type.String(), kind: Type.Enum(mailboxNoticeKinds), expires_at: time, created_at: time },
+            { title: 'MailboxNotice' },
+          ),
+          'MailboxNoticeList',
         ),
         ...problemResponses(404),
       },
     },
   }, async (request) => {
-    const data = await listNotices(deps, partnerOf(request).partnerId, request.params.id);
-    return { object: 'list' as const, data, has_more: false, next_cursor: null };
+    const { limit = 10, starting_after } = request.query;
+    return toPage(await listNotices(deps, partnerOf(request).partnerId, request.params.id, { limit, startingAfter: starting_after }), limit);
   });
 }

@@ -302,6 +302,8 @@ export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
       }
       const result = await unsubscribe(db, clock, token, apply);
       if (!result) {
+        // A person's browser gets a page; any other client the problem document every error is.
+        if (!/\btext\/html\b/.test(request.headers.accept ?? '')) throw new ProblemError(404, 'resource_missing', 'Resource not found', 'This unsubscribe link is not valid.');
         return reply.code(404).send(html('Link non valido', '<p>Questo link di disiscrizione non è valido.</p><p>This unsubscribe link is not valid.</p>'));
       }
       const who = `<strong>${escapeHtml(result.email)}</strong>`;
@@ -325,7 +327,10 @@ export async function newsletterRoutes(app: App, deps: AppDeps): Promise<void> {
           'nothing, so mail scanners that follow links cannot unsubscribe anyone).',
       security: [],
       params: TokenParams,
-      response: { 200: HtmlPage('An HTML page for the recipient'), 404: HtmlPage('Unknown link') },
+      response: {
+        200: HtmlPage('An HTML page for the recipient'),
+        404: { description: 'Unknown link: a page for browsers (`Accept: text/html`), a problem otherwise', content: { ...HtmlPage('').content, ...problemResponses(404)[404]!.content } },
+      },
     });
     scope.get('/newsletter/unsubscribe/:token', { config: { public: true }, schema: schema(false) }, page(false));
     scope.post('/newsletter/unsubscribe/:token', { config: { public: true }, schema: schema(true) }, page(true));
