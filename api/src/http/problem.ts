@@ -75,6 +75,7 @@ const problemTitles: Record<number, string> = {
   422: 'Unprocessable request',
   429: 'Too many requests',
   500: 'Internal error',
+  503: 'Service unavailable',
 };
 
 /** Response-schema entries for the problems a route can answer with, in OpenAPI's per-media-type form. */
