@@ -32,7 +32,8 @@ export function newPaymentReference(): string {
 export function referencesIn(remittance: string): string[] {
   const compact = remittance.toUpperCase().replace(/[^0-9A-Z]/g, '');
   const found = new Set<string>();
-  for (const match of compact.matchAll(new RegExp(`PEC([${ALPHABET}]{${REFERENCE_BODY}})`, 'g'))) {
+  // A lookahead, so matches may overlap: in `…CREDITO PEC PEC-7K2M-…` the first `PEC` must not swallow the second.
+  for (const match of compact.matchAll(new RegExp(`(?=PEC([${ALPHABET}]{${REFERENCE_BODY}}))`, 'g'))) {
     const body = match[1]!;
     found.add(`PEC-${body.slice(0, 4)}-${body.slice(4, 8)}-${body.slice(8, 12)}`);
   }
