@@ -8,6 +8,7 @@ import { conflict, notFound, ProblemError } from '../../http/problem.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
 import { recordEvent } from '../../events/record.ts';
+import { currentRequest } from '../../events/request-context.ts';
 import type { EventType } from '../../events/catalogue.ts';
 import { recordAudit, type AuditActorRef } from '../operator/audit.ts';
 import { postMovement, formatEuro } from './service.ts';
@@ -212,6 +213,7 @@ export async function confirmTopUp(
       amount: row.amountCents,
       description: `Bank transfer ${row.paymentReference}`,
       item: { type: 'top_up', id: row.id },
+      requestId: currentRequest()?.id ?? null,
     }, row.paymentReference);
     const now = clock.now();
     const [updated] = await tx
@@ -264,6 +266,7 @@ export async function refundTopUp(
     }
     const entry = await postMovement(tx, clock, 'top_up_refund', -amount, {
       partnerId: row.partnerId, amount, description: `Refund of bank transfer ${row.paymentReference}: ${input.reason}`, item: { type: 'top_up', id },
+      requestId: currentRequest()?.id ?? null,
     });
     const [updated] = await tx
       .update(topUps)

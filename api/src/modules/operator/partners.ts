@@ -4,6 +4,7 @@ import type { Clock } from '../../clock.ts';
 import { notFound, ProblemError } from '../../http/problem.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
 import { recordEvent } from '../../events/record.ts';
+import { currentRequest } from '../../events/request-context.ts';
 import { postMovement, type LedgerEntryView } from '../credit/service.ts';
 import { createPartner, type ApiKeyView } from '../partners/service.ts';
 import { recordAudit, type AuditActorRef } from './audit.ts';
@@ -122,7 +123,7 @@ export async function adjustCredit(
     if (!exists) throw notFound('partner', partnerId);
     const kind = input.amount > 0 ? 'adjustment_credit' : 'adjustment_debit';
     const entry = await postMovement(tx, clock, kind, input.amount, {
-      partnerId, amount: Math.abs(input.amount), description: `Adjustment: ${input.reason}`,
+      partnerId, amount: Math.abs(input.amount), description: `Adjustment: ${input.reason}`, requestId: currentRequest()?.id ?? null,
     });
     await recordAudit(tx, clock, by, { action: 'credit.adjusted', targetType: 'ledger_entry', targetId: entry.id, partnerId, reason: input.reason, details: { amount: input.amount, balance_after: entry.balance_after } });
     return entry;
