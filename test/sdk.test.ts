@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import {
-  AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecPartner, PecPartnerError,
+  AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecOperator, PecPartner, PecPartnerError,
   RateLimitError, responseOf, WebhookVerificationError, webhooks,
 } from '@pec-partner/sdk';
 import { Webhook } from 'standardwebhooks';
@@ -74,15 +74,23 @@ t.test('SDK against a listening server: resources, auto-pagination, typed errors
   t.ok(missing instanceof NotFoundError);
   t.equal((missing as NotFoundError).code, 'resource_missing');
 
+  // A top-up is pending until the provider's operator confirms the transfer (PecOperator, its own client).
   const entry = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' });
-  const duplicate = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' }).catch((e: unknown) => e);
-  t.ok(duplicate instanceof ConflictError);
-  t.match((duplicate as ConflictError).problem, { code: 'duplicate_payment_reference', ledger_entry: entry.id });
+  t.match(entry, { status: 'pending', partner_reference: 'SDK-1', payment_reference: /^PEC-/ });
+  const operator = await h.operator('billing');
+  const pecOperator = new PecOperator({ apiKey: operator.secret, baseUrl: base });
+  t.match(await pecOperator.topUps.confirm(entry.id, 'SDK test transfer'), { id: entry.id, status: 'credited' });
+  const wrongSide = await new PecOperator({ apiKey: operator.secret, baseUrl: base }).get('/v1/credit').catch((e: unknown) => e);
+  t.match(wrongSide, { status: 403, code: 'partner_credentials_required' });
+  t.throws(() => new PecOperator({ apiKey: p.secret, baseUrl: base }), TypeError);
+  const conflict = await pecOperator.topUps.fail(entry.id, 'too late').catch((e: unknown) => e);
+  t.ok(conflict instanceof ConflictError);
 
   const replayed = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
   const again = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
   t.equal(again.id, replayed.id);
   t.equal(responseOf(again)?.idempotentReplayed, true);
+  await pecOperator.topUps.confirm(replayed.id, 'SDK test transfer 2');
   t.equal((await client.credit.retrieve()).balance, 3200);
 
   const ledger = [];
@@ -111,7 +119,9 @@ t.test('retries reuse the idempotency key, so a retried top-up is booked once', 
   t.equal(keys.size, 1, 'one key across all attempts');
   t.match([...keys][0], /^[0-9a-f-]{36}$/);
   t.equal(entry.amount, 1000);
-  t.equal((await new PecPartner({ apiKey: p.secret, baseUrl: base }).credit.retrieve()).balance, 1000);
+  const requested = [];
+  for await (const item of new PecPartner({ apiKey: p.secret, baseUrl: base }).credit.topUps()) requested.push(item.id);
+  t.same(requested, [entry.id], 'one top-up for three attempts');
 
   // A response lost after the server executed it: the client's next attempt carries the same key, so the
   // server replays the stored response instead of booking the payment twice.
@@ -121,7 +131,9 @@ t.test('retries reuse the idempotency key, so a retried top-up is booked once', 
   const retried = await first.credit.topUp({ amount: 400, currency: 'EUR', payment_reference: 'LOST-1' }, { idempotencyKey: key });
   t.equal(retried.id, executed.id);
   t.equal(responseOf(retried)?.idempotentReplayed, true);
-  t.equal((await first.credit.retrieve()).balance, 1400);
+  const all = [];
+  for await (const item of first.credit.topUps()) all.push(item.amount);
+  t.same(all, [400, 1000], 'the lost response was not booked twice');
 
   // Retries stop after maxRetries; 4xx other than 409-in-progress and 429 are never retried.
   const always = await faultyProxy(base, () => 503);
