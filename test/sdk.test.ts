@@ -12,6 +12,7 @@ import {
 import { Webhook } from 'standardwebhooks';
 import { startDnsServer } from './helpers/dns-server.ts';
 import { harness } from './helpers/harness.ts';
+import { creditPartner } from './helpers/fixtures.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -161,7 +162,7 @@ t.test('examples/quickstart.ts runs against the server', async (t) => {
   const p = await h.partner();
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
     cwd: root,
-    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base },
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_OPERATOR_API_KEY: (await h.operator('billing')).secret, PEC_PARTNER_BASE_URL: base },
   });
   t.match(stdout, /customer cus_\w+ created \(request req_\w+\)/);
   t.match(stdout, /rejected as expected: \/vat_number invalid_vat_number/);
@@ -179,7 +180,7 @@ t.test('examples/activate-mailbox.ts certifies a domain against its own DNS serv
   const p = await h.partner();
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/activate-mailbox.ts'], {
     cwd: root,
-    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base, EXAMPLE_DNS_PORT: String(dnsPort) },
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_OPERATOR_API_KEY: (await h.operator('billing')).secret, PEC_PARTNER_BASE_URL: base, EXAMPLE_DNS_PORT: String(dnsPort) },
   });
   t.match(stdout, /studio-[0-9a-f]{6}\.it certifiable: true/);
   t.match(stdout, /_pec-verify\.studio-[0-9a-f]{6}\.it TXT\s+pec-verify=/);
@@ -193,7 +194,7 @@ t.test('a mailbox holder uses the SDK with its own credentials: send, read recei
   const base = await h.listen();
   const p = await h.partner();
   const partner = new PecPartner({ apiKey: p.secret, baseUrl: base });
-  await partner.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'sdk-holder' });
+  await creditPartner(h, p, 10_000);
   const customer = await partner.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
   await partner.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
   const open = (local_part: string) => partner.post('/v1/mailboxes', { body: { local_part, domain: 'pec.example.it', customer: customer.id, plan: 'standard', password: `${local_part}-password-1` } });
@@ -311,21 +312,25 @@ t.test('a real delivery verifies with webhooks.verify; endpoint, event and redel
   t.teardown(() => new Promise((resolve) => receiver.close(resolve)));
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
 
-  const endpoint = await client.webhookEndpoints.create({ url, enabled_events: ['credit.*'] });
-  t.match(endpoint, { object: 'webhook_endpoint', url, enabled_events: ['credit.*'], status: 'enabled', secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
-  const entry = await client.credit.topUp({ amount: 1234, currency: 'EUR', payment_reference: 'WH-1' }, { idempotencyKey: 'wh-key' });
+  const endpoint = await client.webhookEndpoints.create({ url, enabled_events: ['credit.topped_up'] });
+  t.match(endpoint, { object: 'webhook_endpoint', url, enabled_events: ['credit.topped_up'], status: 'enabled', secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
+  // The credit comes from the operator's confirmation of the transfer: that request is the event's.
+  const pending = await client.credit.topUp({ amount: 1234, currency: 'EUR', payment_reference: 'WH-1' });
+  const operator = new PecOperator({ apiKey: (await h.operator('billing')).secret, baseUrl: base });
+  const confirmed = await operator.topUps.confirm(pending.id, 'WH-1 received', { idempotencyKey: 'wh-key' });
+  const entry = { id: confirmed.ledger_entry!, requestId: responseOf(confirmed)!.requestId };
   const test = await client.webhookEndpoints.sendTest(endpoint.id);
   await h.app.webhooks.drain();
   t.equal(received.length, 2, 'the top-up and the test event');
   const now = h.clock.now();
   const events = received.map((r) => webhooks.verify(r.body, r.headers, endpoint.secret, { now }));
   const topped = events.find((event) => event.type === 'credit.topped_up')!;
-  t.match(topped, { object: 'event', data: { object: { object: 'ledger_entry', id: entry.id, amount: 1234, balance_after: 1234 } }, request: { id: responseOf(entry)!.requestId, idempotency_key: 'wh-key' } });
+  t.match(topped, { object: 'event', data: { object: { object: 'ledger_entry', id: entry.id, amount: 1234, balance_after: 1234 } }, request: { id: entry.requestId, idempotency_key: 'wh-key' } });
   t.equal(received.find((r) => r.headers['webhook-id'] === topped.id)?.headers['content-type'], 'application/json');
   t.same(events.find((event) => event.type === 'test.webhook'), test, 'the test event as sent and as answered');
   t.same(await client.events.retrieve(topped.id), topped, 'the delivered event is the stored one');
   const listed = [];
-  for await (const event of client.events.list({ type: 'credit.*' })) listed.push(event.id);
+  for await (const event of client.events.list({ type: 'credit.topped_up' })) listed.push(event.id);
   t.same(listed, [topped.id]);
   t.equal((await client.events.page({ type: 'test.webhook' })).data[0]?.id, test.id);
   const tampered = received[0]!.body.toString().replace('1234', '9999');
@@ -350,7 +355,7 @@ t.test('a real delivery verifies with webhooks.verify; endpoint, event and redel
   t.ok((await client.webhookEndpoints.retrieve(endpoint.id).catch((e: unknown) => e)) instanceof NotFoundError);
 
   // put() and raw bodies: a logo upload is bytes with their own content type, not JSON.
-  await client.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'WH-2' });
+  await creditPartner(h, p, 10_000);
   const customer = await client.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
   await client.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
   const mailbox = await client.post('/v1/mailboxes', { body: { local_part: 'logo', domain: 'pec.example.it', customer: customer.id, plan: 'standard' } });
