@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { PecPartner, responseOf } from '@pec-partner/sdk';
 import { startDnsServer } from '../test/helpers/dns-server.ts';
+import { creditThroughTransfer } from './support.ts';
 
 const apiKey = process.env.PEC_PARTNER_API_KEY;
 if (!apiKey) {
@@ -43,7 +44,7 @@ try {
   const balance = await client.credit.retrieve();
   const needed = 5000 + 2500; // certification + one year of Pro (see GET /v1/prices)
   if (balance.balance < needed) {
-    await client.credit.topUp({ amount: needed - balance.balance, currency: 'EUR', payment_reference: `example-${randomBytes(6).toString('hex')}` });
+    await creditThroughTransfer(client, Math.max(needed - balance.balance, 100));
   }
   const certified = await client.post('/v1/domains/{id}/verify', { path: { id: domain.id } });
   console.log(`domain ${certified.name} is ${certified.status} (request ${responseOf(certified)?.requestId})`);

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { responseOf, webhooks, WebhookVerificationError, type LedgerEntry, type WebhookEvent } from '@pec-partner/sdk';
-import { check, clientFromEnv, identifiedCustomer, same, unique, waitFor } from './support.ts';
+import { check, clientFromEnv, creditThroughTransfer, identifiedCustomer, same, unique, waitFor } from './support.ts';
 
 const CREDIT_EVENTS = ['credit.topped_up', 'credit.charged', 'credit.refunded'] as const;
 type CreditEventType = (typeof CREDIT_EVENTS)[number];
@@ -151,7 +151,7 @@ try {
 
   // The scenario: top-up, customer, mailbox, add-on, renewal, add-on cancelled (refund).
   const topUpKey = `billing-${randomUUID()}`;
-  const topUp = await client.credit.topUp({ amount: 20_000, currency: 'EUR', payment_reference: `billing-${unique()}` }, { idempotencyKey: topUpKey });
+  const { topUp, confirmRequestId, confirmKey } = await creditThroughTransfer(client, 20_000, topUpKey);
   const customer = await identifiedCustomer(client);
   const mailbox = await client.post('/v1/mailboxes', {
     body: { local_part: `fatture-${unique()}`, domain: 'pec.example.it', customer, plan: 'pro', renewal_mode: 'manual' },
@@ -177,9 +177,9 @@ try {
   for (const event of expected) same(receiver.events.get(event.id), event, `event ${event.id} as delivered and as listed`);
 
   // A redelivery asked through the API arrives with the same webhook-id: de-duplicated, not booked again.
-  const topUpEvent = expected.find((event) => event.type === 'credit.topped_up' && event.data.object.id === topUp.id);
-  check(topUpEvent, `a credit.topped_up event for ${topUp.id}`);
-  same([topUpEvent.request.id, topUpEvent.request.idempotency_key], [responseOf(topUp)?.requestId, topUpKey], 'the request that caused the top-up');
+  const topUpEvent = expected.find((event) => event.type === 'credit.topped_up' && event.data.object.id === topUp.ledger_entry);
+  check(topUpEvent, `a credit.topped_up event for ${topUp.ledger_entry}`);
+  same([topUpEvent.request.id, topUpEvent.request.idempotency_key], [confirmRequestId ?? null, confirmKey], "the request that credited the top-up (the operator's confirmation)");
   const duplicatesBefore = receiver.duplicates;
   await client.events.redeliver(topUpEvent.id, { endpoint: endpoint.id });
   await waitFor(async () => receiver.duplicates > duplicatesBefore, 'the redelivered top-up', 60_000);

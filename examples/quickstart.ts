@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvalidRequestError, PecPartner, responseOf } from '@pec-partner/sdk';
+import { creditThroughTransfer } from './support.ts';
 
 const apiKey = process.env.PEC_PARTNER_API_KEY;
 if (!apiKey) {
@@ -30,7 +31,8 @@ try {
 }
 
 const before = await client.credit.retrieve();
-const topUp = await client.credit.topUp({ amount: 5_000, currency: 'EUR', payment_reference: `quickstart-${randomUUID()}` });
+// Partners cannot credit themselves: the top-up waits for the bank transfer, which the provider's operator confirms.
+const { topUp } = await creditThroughTransfer(client, 5_000, `quickstart-${randomUUID()}`);
 const after = await client.credit.retrieve();
 console.log(`topped up €${(topUp.amount / 100).toFixed(2)}: balance €${(before.balance / 100).toFixed(2)} → €${(after.balance / 100).toFixed(2)}`);
 if (after.balance !== before.balance + 5_000) throw new Error('the balance did not grow by the top-up');

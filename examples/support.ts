@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { PecPartner, PecPartnerError, type LedgerEntry } from '@pec-partner/sdk';
+import { PecOperator, PecPartner, PecPartnerError, responseOf, type LedgerEntry, type TopUp } from '@pec-partner/sdk';
 
 export function clientFromEnv(): PecPartner {
   const apiKey = process.env.PEC_PARTNER_API_KEY;
@@ -52,12 +52,36 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | null | fal
 /** A fresh suffix per run, so an example can run again against the same server. */
 export const unique = (): string => randomBytes(4).toString('hex');
 
-/** Tops the balance up to at least `cents` (top-ups are free in the demo; each payment reference counts once). */
+/**
+ * The provider's operator, from PEC_OPERATOR_API_KEY (`npm start` with APP_ENV=development prints one on the first
+ * start; otherwise `npm run operator:create-key -- --name "Examples" --scope billing`).
+ */
+export function operatorFromEnv(): PecOperator {
+  const apiKey = process.env.PEC_OPERATOR_API_KEY;
+  if (!apiKey) {
+    console.error('Set PEC_OPERATOR_API_KEY: partners cannot credit themselves; the provider confirms their bank transfers.');
+    process.exit(2);
+  }
+  return new PecOperator({ apiKey, baseUrl: baseUrl() });
+}
+
+/**
+ * Credit as it really arrives: the partner asks for a top-up (pending, with bank transfer instructions), the money
+ * "arrives", and the provider's operator confirms it. Returns the top-up as credited and the confirmation's request.
+ */
+export async function creditThroughTransfer(client: PecPartner, cents: number, idempotencyKey?: string): Promise<{ topUp: TopUp; confirmRequestId: string | undefined; confirmKey: string }> {
+  const pending = await client.credit.topUp({ amount: cents, currency: 'EUR', payment_reference: `example-${unique()}` }, idempotencyKey ? { idempotencyKey } : {});
+  check(pending.status === 'pending' && pending.bank_transfer !== null, `top-up ${pending.id} is pending with payment instructions`);
+  const confirmKey = `confirm-${unique()}`;
+  const confirmed = await operatorFromEnv().topUps.confirm(pending.id, `Example: transfer ${pending.payment_reference} seen on the account`, { idempotencyKey: confirmKey });
+  check(confirmed.status === 'credited', `top-up ${pending.id} is credited`);
+  return { topUp: confirmed, confirmRequestId: responseOf(confirmed)?.requestId, confirmKey };
+}
+
+/** Tops the balance up to at least `cents`, through a bank transfer the operator confirms. */
 export async function ensureCredit(client: PecPartner, cents: number): Promise<void> {
   const { balance } = await client.credit.retrieve();
-  if (balance < cents) {
-    await client.credit.topUp({ amount: cents - balance, currency: 'EUR', payment_reference: `example-${unique()}` });
-  }
+  if (balance < cents) await creditThroughTransfer(client, Math.max(cents - balance, 100));
 }
 
 /** A private customer with an identity document on file, so their mailboxes are active at once. */

@@ -1,8 +1,9 @@
 import t from 'tap';
 import { charge, getBalance, ledgerTotal, refund } from '@pec-partner/api';
 import { harness, json } from './helpers/harness.ts';
+import { billingOperator, creditPartner } from './helpers/fixtures.ts';
 
-t.test('top-ups credit the balance and append ledger entries with the request id', async (t) => {
+t.test('a top-up is pending until the provider confirms the money; then credited once with the request id on its entry', async (t) => {
   const h = await harness(t);
   const p = await h.partner();
   t.same(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })), {
@@ -10,31 +11,36 @@ t.test('top-ups credit the balance and append ledger entries with the request id
   });
   const response = await h.app.inject({
     method: 'POST', url: '/v1/credit/top-ups', headers: p.headers,
-    payload: { amount: 25_000, currency: 'EUR', payment_reference: 'TRN-0001' },
+    payload: { amount: 25_000, currency: 'EUR', payment_reference: 'ORDER-0001' },
   });
   t.equal(response.statusCode, 201);
-  const entry = json(response);
+  const topUp = json(response);
+  t.match(topUp, { object: 'top_up', status: 'pending', amount: 25_000, partner_reference: 'ORDER-0001', payment_reference: /^PEC-/ });
+  t.equal(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })).balance, 0, 'asking credits nothing');
+
+  // The same note twice is two top-ups: the note is the partner's, the reference ours.
+  const again = await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload: { amount: 25_000, currency: 'EUR', payment_reference: 'ORDER-0001' } });
+  t.not(json(again).payment_reference, topUp.payment_reference);
+
+  const operator = await billingOperator(h);
+  const confirmed = await h.app.inject({ method: 'POST', url: `/v1/operator/top-ups/${topUp.id}/confirm`, headers: operator.headers, payload: { reason: 'Seen on the account' } });
+  t.equal(confirmed.statusCode, 200);
+  const [entry] = json(await h.app.inject({ method: 'GET', url: '/v1/credit/ledger', headers: p.headers })).data;
   t.match(entry.id, /^txn_[0-9a-z]{26}$/);
   t.same({ ...entry, id: null }, {
     id: null, object: 'ledger_entry', type: 'top_up', amount: 25_000, balance_after: 25_000, currency: 'EUR',
-    description: 'Top-up TRN-0001', item: null, payment_reference: 'TRN-0001', request_id: response.headers['request-id'],
-    created_at: '2026-11-22T09:00:00.000Z',
+    description: `Bank transfer ${topUp.payment_reference}`, item: { type: 'top_up', id: topUp.id }, payment_reference: topUp.payment_reference,
+    request_id: confirmed.headers['request-id'], created_at: '2026-11-22T09:00:00.000Z',
   });
-
-  const duplicate = await h.app.inject({
-    method: 'POST', url: '/v1/credit/top-ups', headers: p.headers,
-    payload: { amount: 25_000, currency: 'EUR', payment_reference: 'TRN-0001' },
-  });
-  t.equal(duplicate.statusCode, 409);
-  t.match(json(duplicate), { code: 'duplicate_payment_reference', ledger_entry: entry.id });
+  await h.app.inject({ method: 'POST', url: `/v1/operator/top-ups/${topUp.id}/confirm`, headers: operator.headers, payload: { reason: 'Seen again' } });
   t.equal(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })).balance, 25_000, 'a payment is credited once');
 
   for (const [payload, pointer] of [
-    [{ amount: 99, currency: 'EUR', payment_reference: 'a' }, '/amount'],
-    [{ amount: 10_000_001, currency: 'EUR', payment_reference: 'a' }, '/amount'],
-    [{ amount: 1000, currency: 'USD', payment_reference: 'a' }, '/currency'],
+    [{ amount: 99, currency: 'EUR' }, '/amount'],
+    [{ amount: 10_000_001, currency: 'EUR' }, '/amount'],
+    [{ amount: 1000, currency: 'USD' }, '/currency'],
     [{ amount: 1000, currency: 'EUR', payment_reference: '' }, '/payment_reference'],
-    [{ amount: 10.5, currency: 'EUR', payment_reference: 'a' }, '/amount'],
+    [{ amount: 10.5, currency: 'EUR' }, '/amount'],
   ] as const) {
     const bad = await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload });
     t.equal(bad.statusCode, 400, JSON.stringify(payload));
@@ -46,7 +52,7 @@ t.test('charges: exact debits, 402 naming the shortfall, no entry for a failed o
   const h = await harness(t);
   const p = await h.partner();
   const { db } = h.database;
-  await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload: { amount: 1000, currency: 'EUR', payment_reference: 'T1' } });
+  await creditPartner(h, p, 1000);
 
   const entry = await charge(db, h.clock, { partnerId: p.id, amount: 600, description: 'Mailbox Pro, 1 year', item: { type: 'mailbox', id: 'mbx_1' }, requestId: 'req_x' });
   t.match(entry, { type: 'charge', amount: -600, balance_after: 400, item: { type: 'mailbox', id: 'mbx_1' }, request_id: 'req_x' });
@@ -80,7 +86,7 @@ t.test('100 concurrent charges never overdraw and every cent is accounted for', 
   const p = await h.partner();
   const { db } = h.database;
   // 37 charges of €1.00 fit in €37.50; the other 63 must fail with 402, whatever the interleaving.
-  await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload: { amount: 3750, currency: 'EUR', payment_reference: 'T' } });
+  await creditPartner(h, p, 3750);
   const results = await Promise.allSettled(
     Array.from({ length: 100 }, (_, i) => charge(db, h.clock, { partnerId: p.id, amount: 100, description: `unit ${i}`, item: { type: 'test', id: `u${i}` } })),
   );
@@ -103,7 +109,7 @@ t.test('100 concurrent charges never overdraw and every cent is accounted for', 
 t.test('the ledger is append-only and the balance cannot go negative, even bypassing the code', async (t) => {
   const h = await harness(t);
   const p = await h.partner();
-  await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload: { amount: 500, currency: 'EUR', payment_reference: 'T' } });
+  await creditPartner(h, p, 500);
   await t.rejects(h.database.sql`update credit_ledger_entries set amount_cents = 1`, /append-only/);
   await t.rejects(h.database.sql`delete from credit_ledger_entries`, /append-only/);
   await t.rejects(h.database.sql`update credit_accounts set balance_cents = -1`, /credit_accounts_balance_check/);
@@ -114,9 +120,9 @@ t.test('ledger pagination and isolation', async (t) => {
   const p = await h.partner();
   const other = await h.partner('Other');
   for (let i = 1; i <= 5; i++) {
-    await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: p.headers, payload: { amount: 100 * i, currency: 'EUR', payment_reference: `T${i}` } });
+    await creditPartner(h, p, 100 * i);
   }
-  await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: other.headers, payload: { amount: 999, currency: 'EUR', payment_reference: 'T1' } });
+  await creditPartner(h, other, 999);
   const first = json(await h.app.inject({ method: 'GET', url: '/v1/credit/ledger?limit=3', headers: p.headers }));
   t.same(first.data.map((e: { amount: number }) => e.amount), [500, 400, 300]);
   t.equal(first.has_more, true);

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { buildApp, createPartner, loadConfig, systemClock, type App } from '@pec-partner/api';
+import { TEST_BANK } from './helpers/harness.ts';
 import { connect, runMigrations, startEmbeddedPostgres, WORKER_LOCK_NAMESPACE, type Database } from '@pec-partner/db';
 import { enqueue, JobQueue } from '../api/src/pec/queue.ts';
 
@@ -122,6 +123,9 @@ const config = loadConfig({
   PUBLIC_URL: 'http://pec-partner.test',
   JOBS_INTERVAL_SECONDS: '0',
   RATE_LIMIT_PER_MINUTE: '1000000',
+  PROVIDER_IBAN: TEST_BANK.iban,
+  PROVIDER_BENEFICIARY: TEST_BANK.beneficiary,
+  PROVIDER_BIC: TEST_BANK.bic,
 });
 
 async function startApp(): Promise<{ app: App; database: Database; base: string }> {
@@ -308,26 +312,28 @@ t.test('PostgreSQL killed under load: 503 database_unavailable at once, nothing 
     where c.partner_id = ${partner.partner.id}
       and not exists (select 1 from events e where e.type = 'customer.created' and e.object_id = c.id)`;
   t.equal(customerEvents!.n, 0, 'every customer has its customer.created event');
-  const entryIds = answers.filter((a) => a.label === 'POST /v1/credit/top-ups' && a.status === 201).map((a) => a.body.id as string);
-  const [entries] = await sql<{ n: number }[]>`select count(*)::int as n from credit_ledger_entries where id = any(${entryIds})`;
-  t.equal(entries!.n, entryIds.length, `each of the ${entryIds.length} top-ups answered 201 is in the ledger`);
+  // A partner's top-up is a pending request for a bank transfer (credited only by an operator): each one answered
+  // 201 exists with its event, and nothing else does.
+  const topUpIds = answers.filter((a) => a.label === 'POST /v1/credit/top-ups' && a.status === 201).map((a) => a.body.id as string);
+  const [stored] = await sql<{ n: number }[]>`select count(*)::int as n from top_ups where id = any(${topUpIds})`;
+  t.equal(stored!.n, topUpIds.length, `each of the ${topUpIds.length} top-ups answered 201 exists`);
   const sent = new Set([...load.topUps.values()].map((topUp) => topUp.reference));
-  const ledger = await sql<{ id: string; kind: string; amount_cents: string; balance_after_cents: string; payment_reference: string | null }[]>`
-    select id, kind, amount_cents, balance_after_cents, payment_reference from credit_ledger_entries
-    where partner_id = ${partner.partner.id} order by seq`;
-  t.ok(ledger.every((entry) => entry.kind === 'top_up' && sent.has(entry.payment_reference!)), 'the ledger holds only top-ups that were requested');
-  const [orphanEntries] = await sql<{ n: number }[]>`
-    select count(*)::int as n from credit_ledger_entries l
-    where l.partner_id = ${partner.partner.id}
-      and not exists (select 1 from events e where e.type = 'credit.topped_up' and e.object_id = l.id)`;
-  t.equal(orphanEntries!.n, 0, 'every ledger entry has its credit.topped_up event');
+  const requested = await sql<{ partner_reference: string | null }[]>`select partner_reference from top_ups where partner_id = ${partner.partner.id}`;
+  t.ok(requested.every((row) => sent.has(row.partner_reference!)), 'only top-ups that were requested exist');
+  const [orphanTopUps] = await sql<{ n: number }[]>`
+    select count(*)::int as n from top_ups u
+    where u.partner_id = ${partner.partner.id}
+      and not exists (select 1 from events e where e.type = 'credit.top_up.created' and e.object_id = u.id)`;
+  t.equal(orphanTopUps!.n, 0, 'every top-up has its credit.top_up.created event');
+  const ledger = await sql<{ amount_cents: string; balance_after_cents: string }[]>`
+    select amount_cents, balance_after_cents from credit_ledger_entries where partner_id = ${partner.partner.id} order by seq`;
   let running = 0;
   const chained = ledger.every((entry) => (running += Number(entry.amount_cents)) === Number(entry.balance_after_cents));
   t.ok(chained, 'each entry records the balance after it');
   const [account] = await sql<{ balance_cents: string }[]>`select balance_cents from credit_accounts where partner_id = ${partner.partner.id}`;
   t.equal(Number(account!.balance_cents), running, 'the balance is the sum of the ledger');
 
-  // Retried with the same keys, every top-up is credited once: replayed, run now, or refused as in progress
+  // Retried with the same keys, every top-up is created once: replayed, run now, or refused as in progress
   // (a request cut off mid-way holds its key until the recovery window ends); never twice.
   for (const [answer, topUp] of load.topUps) {
     const retry = await call('retry', 'POST', '/v1/credit/top-ups',
@@ -337,9 +343,9 @@ t.test('PostgreSQL killed under load: 503 database_unavailable at once, nothing 
     if (answer.status === 201 && retry.status === 201) t.same(retry.body, answer.body, `the 201 of ${topUp.key} is replayed`);
   }
   const [duplicates] = await sql<{ n: number }[]>`
-    select count(*)::int as n from (select payment_reference from credit_ledger_entries where partner_id = ${partner.partner.id}
-    group by payment_reference having count(*) > 1) d`;
-  t.equal(duplicates!.n, 0, 'no payment reference credited twice');
+    select count(*)::int as n from (select partner_reference from top_ups where partner_id = ${partner.partner.id}
+    group by partner_reference having count(*) > 1) d`;
+  t.equal(duplicates!.n, 0, 'no top-up created twice for one request');
 
   // Leases: this process takes its lock back under the same key, and the job whose end was lost runs again at
   // once (not after the 5-minute lease); the one still running is left alone until it ends under its lease.

@@ -152,10 +152,16 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   const customer = (await a.post('/v1/customers', { type: 'private_person', first_name: 'Anna', last_name: 'Verdi', tax_code: CF_MARIO })).body.id;
   await fresh();
   const topUp = await call('POST', '/v1/credit/top-ups', { amount: 3000, currency: 'EUR', payment_reference: 'TRN-1' }, 'top-up-1');
-  const [toppedUp, ...none] = await fresh();
+  const [created, ...none] = await fresh();
   t.same(none, []);
-  expectEvent(t, h, toppedUp, { type: 'credit.topped_up', object: topUp.body, request: byRequest(topUp, 'top-up-1') });
-  t.same((await a.ledger())[0], topUp.body);
+  expectEvent(t, h, created, { type: 'credit.top_up.created', object: topUp.body, request: byRequest(topUp, 'top-up-1') });
+  // The money arrives: the operator's confirmation credits it, with both events, in the operator's request.
+  const operator = await h.operator('billing');
+  const confirmed = await h.app.inject({ method: 'POST', url: `/v1/operator/top-ups/${topUp.body.id}/confirm`, headers: operator.headers, payload: { reason: 'TRN-1 on the account' } });
+  const [toppedUp, credited, ...none2] = await fresh();
+  t.same(none2, []);
+  expectEvent(t, h, toppedUp, { type: 'credit.topped_up', object: (await a.ledger())[0], request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
+  expectEvent(t, h, credited, { type: 'credit.top_up.credited', object: json(confirmed), previous: { status: 'pending', credited_at: null, ledger_entry: null }, request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
 
   // Mailboxes waiting for identification: cancelling one now refunds it, which moves the balance back up.
   const buy = async (local: string, termYears = 1) => call('POST', '/v1/mailboxes', { local_part: local, domain: 'pec.example.it', customer, plan: 'standard', term_years: termYears });
@@ -189,12 +195,13 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   t.same((await a.patch('/v1/credit', { low_balance_threshold: null })).body.low_balance_threshold, null);
   await a.topUp(500);
   t.equal((await buy('sette')).status, 201);
-  t.same(await types(), ['credit.topped_up', 'mailbox.created', 'credit.charged'], 'no threshold, no warning');
+  t.same(await types(), ['credit.top_up.created', 'credit.topped_up', 'credit.top_up.credited', 'mailbox.created', 'credit.charged'], 'no threshold, no warning');
 
   // The events are the ledger: one per entry, equal to it, and their amounts add up to the balance.
   const ledger = await a.ledger();
   const credit = (await a.get('/v1/events?type=credit.*&limit=100')).body.data as Json[];
-  const movements = credit.filter((e) => e.type !== 'credit.balance_low');
+  // The ledger movements; top-up lifecycle events (credit.top_up.*) carry the top-up, not a ledger entry.
+  const movements = credit.filter((e) => e.type !== 'credit.balance_low' && !e.type.startsWith('credit.top_up.'));
   t.same(movements.map((e) => e.data.object), ledger);
   t.same(movements.map((e) => e.type), ledger.map((entry) => ({ top_up: 'credit.topped_up', charge: 'credit.charged', refund: 'credit.refunded' })[entry.type as 'top_up']));
   const sum = movements.reduce((total, e) => total + e.data.object.amount, 0);
@@ -557,13 +564,15 @@ t.test('GET /v1/events: filters, pagination, 30 days of visibility, the purge, a
   h.clock.set(new Date(start + 7_200_000));
   await call('PATCH', `/v1/customers/${anna.id}`, { email: 'anna@example.it' });
   h.clock.set(new Date(start + 10_800_000));
-  await a.topUp(1000);
+  // One credit event: the operator's adjustment (a top-up would add its own top_up events around the credit).
+  const operator = await h.operator('billing');
+  await h.app.inject({ method: 'POST', url: `/v1/operator/partners/${partner.id}/credit-adjustments`, headers: operator.headers, payload: { amount: 1000, currency: 'EUR', reason: 'Test credit' } });
 
   const list = async (query: string) => (await a.get(`/v1/events?limit=100${query}`)).body;
   const all: Json[] = (await list('')).data;
   const summary = (events: Json[]) => events.map((e) => [e.type, e.data.object.id]);
   t.same(all.map((e) => [e.type, e.data.object.id, e.created_at]), [
-    ['credit.topped_up', all[0].data.object.id, '2026-11-22T12:00:00.000Z'],
+    ['credit.adjusted', all[0].data.object.id, '2026-11-22T12:00:00.000Z'],
     ['customer.updated', anna.id, '2026-11-22T11:00:00.000Z'],
     ['customer.created', bruno.id, '2026-11-22T10:00:00.000Z'],
     ['customer.created', anna.id, '2026-11-22T09:00:00.000Z'],

@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import {
-  AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecPartner, PecPartnerError,
+  AuthenticationError, ConflictError, ConnectionError, InvalidRequestError, NotFoundError, PecOperator, PecPartner, PecPartnerError,
   RateLimitError, responseOf, WebhookVerificationError, webhooks,
 } from '@pec-partner/sdk';
 import { Webhook } from 'standardwebhooks';
 import { startDnsServer } from './helpers/dns-server.ts';
 import { harness } from './helpers/harness.ts';
+import { creditPartner } from './helpers/fixtures.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -74,15 +75,23 @@ t.test('SDK against a listening server: resources, auto-pagination, typed errors
   t.ok(missing instanceof NotFoundError);
   t.equal((missing as NotFoundError).code, 'resource_missing');
 
+  // A top-up is pending until the provider's operator confirms the transfer (PecOperator, its own client).
   const entry = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' });
-  const duplicate = await client.credit.topUp({ amount: 2500, currency: 'EUR', payment_reference: 'SDK-1' }).catch((e: unknown) => e);
-  t.ok(duplicate instanceof ConflictError);
-  t.match((duplicate as ConflictError).problem, { code: 'duplicate_payment_reference', ledger_entry: entry.id });
+  t.match(entry, { status: 'pending', partner_reference: 'SDK-1', payment_reference: /^PEC-/ });
+  const operator = await h.operator('billing');
+  const pecOperator = new PecOperator({ apiKey: operator.secret, baseUrl: base });
+  t.match(await pecOperator.topUps.confirm(entry.id, 'SDK test transfer'), { id: entry.id, status: 'credited' });
+  const wrongSide = await new PecOperator({ apiKey: operator.secret, baseUrl: base }).get('/v1/credit').catch((e: unknown) => e);
+  t.match(wrongSide, { status: 403, code: 'partner_credentials_required' });
+  t.throws(() => new PecOperator({ apiKey: p.secret, baseUrl: base }), TypeError);
+  const conflict = await pecOperator.topUps.fail(entry.id, 'too late').catch((e: unknown) => e);
+  t.ok(conflict instanceof ConflictError);
 
   const replayed = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
   const again = await client.credit.topUp({ amount: 700, currency: 'EUR', payment_reference: 'SDK-2' }, { idempotencyKey: 'sdk-fixed' });
   t.equal(again.id, replayed.id);
   t.equal(responseOf(again)?.idempotentReplayed, true);
+  await pecOperator.topUps.confirm(replayed.id, 'SDK test transfer 2');
   t.equal((await client.credit.retrieve()).balance, 3200);
 
   const ledger = [];
@@ -111,7 +120,9 @@ t.test('retries reuse the idempotency key, so a retried top-up is booked once', 
   t.equal(keys.size, 1, 'one key across all attempts');
   t.match([...keys][0], /^[0-9a-f-]{36}$/);
   t.equal(entry.amount, 1000);
-  t.equal((await new PecPartner({ apiKey: p.secret, baseUrl: base }).credit.retrieve()).balance, 1000);
+  const requested = [];
+  for await (const item of new PecPartner({ apiKey: p.secret, baseUrl: base }).credit.topUps()) requested.push(item.id);
+  t.same(requested, [entry.id], 'one top-up for three attempts');
 
   // A response lost after the server executed it: the client's next attempt carries the same key, so the
   // server replays the stored response instead of booking the payment twice.
@@ -121,7 +132,9 @@ t.test('retries reuse the idempotency key, so a retried top-up is booked once', 
   const retried = await first.credit.topUp({ amount: 400, currency: 'EUR', payment_reference: 'LOST-1' }, { idempotencyKey: key });
   t.equal(retried.id, executed.id);
   t.equal(responseOf(retried)?.idempotentReplayed, true);
-  t.equal((await first.credit.retrieve()).balance, 1400);
+  const all = [];
+  for await (const item of first.credit.topUps()) all.push(item.amount);
+  t.same(all, [400, 1000], 'the lost response was not booked twice');
 
   // Retries stop after maxRetries; 4xx other than 409-in-progress and 429 are never retried.
   const always = await faultyProxy(base, () => 503);
@@ -149,7 +162,7 @@ t.test('examples/quickstart.ts runs against the server', async (t) => {
   const p = await h.partner();
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
     cwd: root,
-    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base },
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_OPERATOR_API_KEY: (await h.operator('billing')).secret, PEC_PARTNER_BASE_URL: base },
   });
   t.match(stdout, /customer cus_\w+ created \(request req_\w+\)/);
   t.match(stdout, /rejected as expected: \/vat_number invalid_vat_number/);
@@ -167,7 +180,7 @@ t.test('examples/activate-mailbox.ts certifies a domain against its own DNS serv
   const p = await h.partner();
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/activate-mailbox.ts'], {
     cwd: root,
-    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_PARTNER_BASE_URL: base, EXAMPLE_DNS_PORT: String(dnsPort) },
+    env: { ...process.env, PEC_PARTNER_API_KEY: p.secret, PEC_OPERATOR_API_KEY: (await h.operator('billing')).secret, PEC_PARTNER_BASE_URL: base, EXAMPLE_DNS_PORT: String(dnsPort) },
   });
   t.match(stdout, /studio-[0-9a-f]{6}\.it certifiable: true/);
   t.match(stdout, /_pec-verify\.studio-[0-9a-f]{6}\.it TXT\s+pec-verify=/);
@@ -181,7 +194,7 @@ t.test('a mailbox holder uses the SDK with its own credentials: send, read recei
   const base = await h.listen();
   const p = await h.partner();
   const partner = new PecPartner({ apiKey: p.secret, baseUrl: base });
-  await partner.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'sdk-holder' });
+  await creditPartner(h, p, 10_000);
   const customer = await partner.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
   await partner.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
   const open = (local_part: string) => partner.post('/v1/mailboxes', { body: { local_part, domain: 'pec.example.it', customer: customer.id, plan: 'standard', password: `${local_part}-password-1` } });
@@ -299,21 +312,25 @@ t.test('a real delivery verifies with webhooks.verify; endpoint, event and redel
   t.teardown(() => new Promise((resolve) => receiver.close(resolve)));
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
 
-  const endpoint = await client.webhookEndpoints.create({ url, enabled_events: ['credit.*'] });
-  t.match(endpoint, { object: 'webhook_endpoint', url, enabled_events: ['credit.*'], status: 'enabled', secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
-  const entry = await client.credit.topUp({ amount: 1234, currency: 'EUR', payment_reference: 'WH-1' }, { idempotencyKey: 'wh-key' });
+  const endpoint = await client.webhookEndpoints.create({ url, enabled_events: ['credit.topped_up'] });
+  t.match(endpoint, { object: 'webhook_endpoint', url, enabled_events: ['credit.topped_up'], status: 'enabled', secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
+  // The credit comes from the operator's confirmation of the transfer: that request is the event's.
+  const pending = await client.credit.topUp({ amount: 1234, currency: 'EUR', payment_reference: 'WH-1' });
+  const operator = new PecOperator({ apiKey: (await h.operator('billing')).secret, baseUrl: base });
+  const confirmed = await operator.topUps.confirm(pending.id, 'WH-1 received', { idempotencyKey: 'wh-key' });
+  const entry = { id: confirmed.ledger_entry!, requestId: responseOf(confirmed)!.requestId };
   const test = await client.webhookEndpoints.sendTest(endpoint.id);
   await h.app.webhooks.drain();
   t.equal(received.length, 2, 'the top-up and the test event');
   const now = h.clock.now();
   const events = received.map((r) => webhooks.verify(r.body, r.headers, endpoint.secret, { now }));
   const topped = events.find((event) => event.type === 'credit.topped_up')!;
-  t.match(topped, { object: 'event', data: { object: { object: 'ledger_entry', id: entry.id, amount: 1234, balance_after: 1234 } }, request: { id: responseOf(entry)!.requestId, idempotency_key: 'wh-key' } });
+  t.match(topped, { object: 'event', data: { object: { object: 'ledger_entry', id: entry.id, amount: 1234, balance_after: 1234 } }, request: { id: entry.requestId, idempotency_key: 'wh-key' } });
   t.equal(received.find((r) => r.headers['webhook-id'] === topped.id)?.headers['content-type'], 'application/json');
   t.same(events.find((event) => event.type === 'test.webhook'), test, 'the test event as sent and as answered');
   t.same(await client.events.retrieve(topped.id), topped, 'the delivered event is the stored one');
   const listed = [];
-  for await (const event of client.events.list({ type: 'credit.*' })) listed.push(event.id);
+  for await (const event of client.events.list({ type: 'credit.topped_up' })) listed.push(event.id);
   t.same(listed, [topped.id]);
   t.equal((await client.events.page({ type: 'test.webhook' })).data[0]?.id, test.id);
   const tampered = received[0]!.body.toString().replace('1234', '9999');
@@ -338,7 +355,7 @@ t.test('a real delivery verifies with webhooks.verify; endpoint, event and redel
   t.ok((await client.webhookEndpoints.retrieve(endpoint.id).catch((e: unknown) => e)) instanceof NotFoundError);
 
   // put() and raw bodies: a logo upload is bytes with their own content type, not JSON.
-  await client.credit.topUp({ amount: 10_000, currency: 'EUR', payment_reference: 'WH-2' });
+  await creditPartner(h, p, 10_000);
   const customer = await client.customers.create({ type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: 'RSSMRA85T10A562S' });
   await client.post('/v1/customers/{id}/identity', { path: { id: customer.id }, body: { document_type: 'identity_card', number: 'CA00000AA', issuer: 'Comune di Roma', expires_on: '2035-01-01' } });
   const mailbox = await client.post('/v1/mailboxes', { body: { local_part: 'logo', domain: 'pec.example.it', customer: customer.id, plan: 'standard' } });

@@ -38,6 +38,7 @@ import { eventRoutes } from './modules/events/routes.ts';
 import { webhookRoutes } from './modules/webhooks/routes.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { productTasks } from './jobs/tasks.ts';
+import { operatorRoutes } from './modules/operator/routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -107,6 +108,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
         partner: request.principal?.partnerId,
+        operator_key: request.operator?.keyId,
       },
       'request',
     );
@@ -122,7 +124,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     timeWindow: 60_000,
     // After authentication (onRequest) so the limit is per API key; before the body is read.
     hook: 'preParsing',
-    keyGenerator: (request) => request.principal?.apiKeyId ?? (request.holder ? `holder:${request.holder.mailboxId}` : `ip:${request.ip}`),
+    keyGenerator: (request) => request.principal?.apiKeyId ?? request.operator?.keyId ?? (request.holder ? `holder:${request.holder.mailboxId}` : `ip:${request.ip}`),
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       return new ProblemError(429, 'rate_limited', 'Too many requests',
@@ -155,6 +157,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await pecRoutes(scope as App, pecDeps);
     await eventRoutes(scope as App, deps);
     await webhookRoutes(scope as App, { ...deps, webhooks });
+    // Encapsulated: the XML body parser (CAMT.053 statements) exists on the operator routes only.
+    await scope.register(async (operatorScope) => operatorRoutes(operatorScope as App, deps));
   });
 
   const jobs = new Scheduler(db, clock, productTasks(deps), app.log);

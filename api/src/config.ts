@@ -34,6 +34,45 @@ export interface AppConfig {
   pec: PecConfig;
   newsletter: NewsletterConfig;
   webhooks: WebhookConfig;
+  /** Where partners send bank transfers; null when not configured (then top-ups are refused with a 503). */
+  bankAccount: BankAccountConfig | null;
+}
+
+/** The provider's bank account, as shown in a pending top-up's payment instructions. */
+export interface BankAccountConfig {
+  /** Electronic format: upper case, no spaces. */
+  iban: string;
+  beneficiary: string;
+  bic: string;
+}
+
+/** ISO 13616: two letters, two check digits, up to 30 alphanumerics; mod 97 of the rearranged number is 1. */
+export function isValidIban(iban: string): boolean {
+  if (!/^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$/.test(iban)) return false;
+  if (iban.startsWith('IT') && iban.length !== 27) return false;
+  const rearranged = iban.slice(4) + iban.slice(0, 4);
+  let remainder = 0;
+  for (const char of rearranged) {
+    const digits = /[A-Z]/.test(char) ? String(char.charCodeAt(0) - 55) : char;
+    for (const digit of digits) remainder = (remainder * 10 + Number(digit)) % 97;
+  }
+  return remainder === 1;
+}
+
+/** The development defaults: the IBAN is the well-known example of the Italian banking association, not an account. */
+const DEVELOPMENT_BANK_ACCOUNT: BankAccountConfig = { iban: 'IT60X0542811101000000123456', beneficiary: 'PEC Partner Demo S.p.A.', bic: 'BPMOIT22XXX' };
+
+function loadBankAccount(env: NodeJS.ProcessEnv, appEnv: AppEnv): BankAccountConfig | null {
+  const iban = env.PROVIDER_IBAN?.replace(/\s+/g, '').toUpperCase() || undefined;
+  const beneficiary = env.PROVIDER_BENEFICIARY?.trim() || undefined;
+  const bic = env.PROVIDER_BIC?.trim().toUpperCase() || undefined;
+  const given = [iban, beneficiary, bic].filter(Boolean).length;
+  if (given === 0) return appEnv === 'development' ? DEVELOPMENT_BANK_ACCOUNT : null;
+  if (given !== 3) throw new ConfigError('PROVIDER_IBAN, PROVIDER_BENEFICIARY and PROVIDER_BIC go together: set all three or none.');
+  if (!isValidIban(iban!)) throw new ConfigError(`PROVIDER_IBAN must be a valid IBAN (country, check digits, account; mod 97); got '${env.PROVIDER_IBAN}'.`);
+  if (!/^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$/.test(bic!)) throw new ConfigError(`PROVIDER_BIC must be a BIC of 8 or 11 characters; got '${env.PROVIDER_BIC}'.`);
+  if (beneficiary!.length > 70) throw new ConfigError('PROVIDER_BENEFICIARY must be at most 70 characters (the SEPA limit for a name).');
+  return { iban: iban!, beneficiary: beneficiary!, bic: bic! };
 }
 
 export const appEnvs = ['production', 'development'] as const;
@@ -283,5 +322,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     pec: loadPecConfig(env),
     newsletter: loadNewsletterConfig(env, providerDomains),
     webhooks: loadWebhookConfig(env),
+    bankAccount: loadBankAccount(env, appEnv as AppEnv),
   };
 }

@@ -5,7 +5,8 @@ import { openDatabase, withStartupLock } from './bootstrap.ts';
 import { systemClock } from './clock.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createPartner } from './modules/partners/service.ts';
-import { topUp } from './modules/credit/service.ts';
+import { adjustCredit } from './modules/operator/partners.ts';
+import { createOperatorKey } from './modules/operator/keys.ts';
 import { loadPriceList } from './modules/credit/prices.ts';
 import { startSmtpServers } from './pec/smtp-servers.ts';
 import { loadOrCreateTls } from './pec/tls.ts';
@@ -21,18 +22,19 @@ async function main(): Promise<void> {
   const database = await openDatabase(config, { callerHandlesSignals: true });
   const clock = systemClock;
 
-  // First start on an empty database: a demo partner with a little credit, so the API tour works at once.
+  // First start on an empty database: a demo partner with a little credit, so the API tour works at once. The
+  // credit is what only the provider can give: an operator credit adjustment with its reason, in the audit trail.
+  // In development an operator key (full scope) is made too and printed once, for the examples that confirm
+  // bank transfers; in production the first operator key comes from `npm run operator:create-key`.
   const demo = await withStartupLock(database, async () => {
     const [row] = await database.db.select({ n: count() }).from(partners);
     if (row!.n > 0) return undefined;
     const created = await createPartner(database.db, clock, 'Demo partner');
-    await topUp(database.db, clock, {
-      partnerId: created.partner.id,
-      amount: 10_000,
-      description: 'Demo credit',
-      paymentReference: 'demo-welcome-credit',
-    });
-    return created;
+    await adjustCredit(database.db, clock, { actor: 'system' }, created.partner.id, { amount: 10_000, reason: 'Demo partner welcome credit (first start)' });
+    const operator = config.appEnv === 'development'
+      ? await createOperatorKey(database.db, clock, { actor: 'system' }, { name: 'Development operator (first start)', scope: 'full' })
+      : undefined;
+    return { ...created, operatorSecret: operator?.secret };
   });
 
   const app = await buildApp({ db: database.db, config, clock, prices });
@@ -90,7 +92,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\n  Demo partner created: ${demo.partner.id} with €100.00 of credit\n` +
         `  Secret API key (shown only now): ${demo.secret}\n\n` +
-        `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n`,
+        `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n` +
+        (demo.operatorSecret ? `  Development operator key, scope full (shown only now): ${demo.operatorSecret}\n\n` : ''),
     );
   }
   process.stdout.write(`  SMTP: submission ${config.pec.smtp.host}:${smtp.submissionPort} (STARTTLS) and :${smtp.submissionTlsPort} (TLS), inbound :${smtp.inboundPort}\n`);

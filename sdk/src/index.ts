@@ -1,4 +1,5 @@
 export { PecPartner } from './resources.js';
+export { PecOperator } from './operator.js';
 export { PecPartnerClient, responseOf, type ClientOptions, type ResponseMeta } from './client.js';
 export * from './errors.js';
 export { webhooks, WebhookVerificationError, type VerifyOptions, type WebhookEvent, type WebhookHeaders } from './webhooks.js';
@@ -13,3 +14,7 @@ export type Price = components['schemas']['Price'];
 export type ApiKey = components['schemas']['ApiKey'];
 export type EventType = components['schemas']['EventType'];
 export type WebhookEndpoint = components['schemas']['WebhookEndpoint'];
+export type TopUp = components['schemas']['TopUp'];
+export type Partner = components['schemas']['Partner'];
+export type AuditEntry = components['schemas']['AuditEntry'];
+export type BankStatementLine = components['schemas']['BankStatementLine'];

@@ -28,7 +28,10 @@ export class PecPartner extends PecPartnerClient {
 
   readonly credit = {
     retrieve: (call: Call = {}) => this.get('/v1/credit', { ...call }),
+    /** A pending top-up with the bank transfer instructions; credited when the provider sees the money. */
     topUp: (body: Schemas['TopUpRequest'], call: Call = {}) => this.post('/v1/credit/top-ups', { body, ...call }),
+    topUpRetrieve: (id: string, call: Call = {}) => this.get('/v1/credit/top-ups/{id}', { path: { id }, ...call }),
+    topUps: (query: Omit<Query<'listTopUps'>, 'starting_after'> = {}) => this.list('/v1/credit/top-ups', { query }),
     ledgerPage: (query: Query<'listLedgerEntries'> = {}, call: Call = {}) => this.get('/v1/credit/ledger', { query, ...call }),
     ledger: (query: Omit<Query<'listLedgerEntries'>, 'starting_after'> = {}) => this.list('/v1/credit/ledger', { query }),
   };

@@ -182,13 +182,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** List top-ups, newest first */
+        get: operations["listTopUps"];
         put?: never;
         /**
-         * Add prepaid credit
-         * @description Credits the balance and appends a `top_up` ledger entry, which is returned.
+         * Ask to add prepaid credit (pay by bank transfer)
+         * @description Creates a `pending` top-up and answers how to pay it: the provider's IBAN, BIC and beneficiary, the exact amount and a unique `payment_reference` to quote in the transfer. Nothing is credited now: the credit comes when the provider sees the money (an operator confirms it or the bank statement matches it), with a `credit.top_up.credited` event. Unpaid top-ups expire after 30 days.
          */
         post: operations["createTopUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/credit/top-ups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a top-up and its payment instructions */
+        get: operations["getTopUp"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1632,6 +1650,314 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List operator API keys, newest first
+         * @description Operator scope: `full` or wider.
+         */
+        get: operations["operatorListApiKeys"];
+        put?: never;
+        /**
+         * Create an operator API key
+         * @description Operator scope: `full` or wider.
+         */
+        post: operations["operatorCreateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/api-keys/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke an operator API key
+         * @description Operator scope: `full` or wider.
+         */
+        post: operations["operatorRevokeApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search partners, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListPartners"];
+        put?: never;
+        /**
+         * Create a partner with its first API key
+         * @description Operator scope: `full` or wider. The partner's secret key is in this answer only.
+         */
+        post: operations["operatorCreatePartner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a partner with its balance
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorGetPartner"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a partner
+         * @description Operator scope: `full` or wider. Its API keys and tokens get 403 `partner_suspended` problems; its customers' mailboxes keep working (SMTP and holder routes). Emits `partner.suspended`.
+         */
+        post: operations["operatorSuspendPartner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners/{id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate a suspended partner
+         * @description Operator scope: `full` or wider. Emits `partner.reactivated`.
+         */
+        post: operations["operatorReactivatePartner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners/{id}/credit-adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Correct a partner's credit with a reason
+         * @description Operator scope: `billing` or wider. A positive amount appends an `adjustment_credit` ledger entry, a negative one an `adjustment_debit` (refused with 402 when it exceeds the balance). Emits `credit.adjusted`.
+         */
+        post: operations["operatorAdjustCredit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * All partners' top-ups, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListTopUps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/top-ups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a top-up
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorGetTopUp"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/top-ups/{id}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm that a bank transfer arrived: credit the top-up
+         * @description Operator scope: `billing` or wider. Credits the partner exactly once (a `top_up` ledger entry, `credit.top_up.credited`), also under concurrent confirmations; confirming a credited top-up again answers it unchanged. An expired top-up may be confirmed (money that arrived late); a failed one may not (409).
+         */
+        post: operations["operatorConfirmTopUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/top-ups/{id}/fail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark a top-up failed
+         * @description Operator scope: `billing` or wider. Emits `credit.top_up.failed`.
+         */
+        post: operations["operatorFailTopUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/top-ups/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund (part of) a credited top-up to the partner
+         * @description Operator scope: `billing` or wider. Debits the credit with a `top_up_refund` ledger entry (the provider pays the money back by bank); at most what is left of the top-up and of the balance (402). Emits `credit.paid_out` and `credit.top_up.refunded`.
+         */
+        post: operations["operatorRefundTopUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/bank-statements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a CAMT.053 bank statement and credit the matched top-ups
+         * @description Operator scope: `billing` or wider. Body: the ISO 20022 CAMT.053 XML of the provider's account (`Content-Type: application/xml`). Each booked credit whose remittance information quotes a pending top-up's `payment_reference` with its exact amount credits it; other lines are stored for review (`GET /v1/operator/bank-statement-lines?status=unmatched`). Entries are keyed on the bank's entry reference: importing a statement again credits nothing twice.
+         */
+        post: operations["operatorImportBankStatement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/bank-statement-lines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Imported bank statement lines, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListBankStatementLines"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail of operator actions, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1703,6 +2029,119 @@ export interface components {
             revoked_at: string | null;
             /** @description The secret key. Shown only in this response: store it now. */
             secret: string;
+        };
+        /** AuditEntry */
+        AuditEntry: {
+            /** @description Prefixed `aud_`. */
+            id: string;
+            /** @enum {string} */
+            object: "audit_entry";
+            /**
+             * @description `operator_key` (through the API), `cli`, or `system` (start-up tasks).
+             * @enum {unknown}
+             */
+            actor: "operator_key" | "cli" | "system";
+            operator_key: string | null;
+            /** @description E.g. `partner.suspended`, `credit.adjusted`, `top_up.confirmed`, `bank_statement.imported`. */
+            action: string;
+            target: components["schemas"]["AuditTarget"];
+            partner: string | null;
+            reason: string | null;
+            request_id: string | null;
+            details: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** AuditEntryList */
+        AuditEntryList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["AuditEntry"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** AuditTarget */
+        AuditTarget: {
+            type: string;
+            id: string;
+        };
+        /** BankStatementImport */
+        BankStatementImport: {
+            /** @description Prefixed `bst_`. */
+            id: string;
+            /** @enum {string} */
+            object: "bank_statement_import";
+            /** @description GrpHdr/MsgId of the document. */
+            message_id: string;
+            account_iban: string;
+            /** @description Booked entries (and batch transactions) in the document. */
+            entries: number;
+            matched: number;
+            unmatched: number;
+            ignored: number;
+            /** @description Entries imported before: skipped, never credited twice. */
+            already_imported: number;
+            lines: components["schemas"]["BankStatementLine"][];
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** BankStatementLine */
+        BankStatementLine: {
+            /** @description Prefixed `bsl_`. */
+            id: string;
+            /** @enum {string} */
+            object: "bank_statement_line";
+            /** @description The import that first brought this line (`bst_…`). */
+            statement: string;
+            account_iban: string;
+            /** @description The bank's reference of the entry (AcctSvcrRef, else NtryRef): each is imported once. */
+            entry_reference: string;
+            /** @enum {unknown} */
+            credit_debit: "credit" | "debit";
+            /** @description Cents. */
+            amount: number;
+            currency: string;
+            booking_date: string | null;
+            value_date: string | null;
+            remittance_information: string | null;
+            debtor_name: string | null;
+            debtor_iban: string | null;
+            /**
+             * @description `matched` (its top-up was credited), `unmatched` (for the operator), `ignored` (debits, reversals).
+             * @enum {unknown}
+             */
+            status: "matched" | "unmatched" | "ignored";
+            mismatch_reason: string | null;
+            top_up: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** BankStatementLineList */
+        BankStatementLineList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["BankStatementLine"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /**
+         * BankTransferInstructions
+         * @description How to pay: the provider's account, the exact amount and the reference.
+         */
+        BankTransferInstructions: {
+            iban: string;
+            bic: string;
+            beneficiary: string;
+            /** @description Euro cents. */
+            amount: number;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @description The remittance information to quote (the `payment_reference`). */
+            reference: string;
         };
         /** Branding */
         Branding: {
@@ -1792,6 +2231,15 @@ export interface components {
             slug: string;
             colors: components["schemas"]["BrandingColors"];
             texts: components["schemas"]["BrandingTextsInput"];
+        };
+        /** CreditAdjustmentCreate */
+        CreditAdjustmentCreate: {
+            /** @description Signed euro cents, not zero. */
+            amount: number;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
         };
         /** CreditBalance */
         CreditBalance: {
@@ -2224,7 +2672,7 @@ export interface components {
          * EventType
          * @enum {unknown}
          */
-        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.balance_low" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
+        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
         /** FieldError */
         FieldError: {
             /** @description JSON pointer (RFC 6901) to the invalid value, e.g. `/address/postcode`. */
@@ -2317,7 +2765,7 @@ export interface components {
             /** @enum {string} */
             object: "ledger_entry";
             /** @enum {unknown} */
-            type: "top_up" | "charge" | "refund" | "adjustment";
+            type: "top_up" | "charge" | "refund" | "adjustment" | "adjustment_credit" | "adjustment_debit" | "top_up_refund";
             /** @description Signed euro cents: positive credits the balance, negative debits it. */
             amount: number;
             /** @description Balance in euro cents right after this entry. */
@@ -3003,6 +3451,121 @@ export interface components {
             /** @description The relay's answer, e.g. `250 OK` or `550 5.1.1 … unknown user`. */
             smtp_response: string;
         };
+        /** OperatorApiKey */
+        OperatorApiKey: {
+            /** @description Prefixed `opk_`. */
+            id: string;
+            /** @enum {string} */
+            object: "operator_api_key";
+            name: string;
+            /**
+             * @description `read_only` reads; `billing` also moves money; `full` also manages partners and operator keys.
+             * @enum {unknown}
+             */
+            scope: "read_only" | "billing" | "full";
+            /** @description The first characters of the secret. */
+            prefix: string;
+            created_by: string | null;
+            /** Format: date-time */
+            created_at: string;
+            last_used_at: string | null;
+            revoked_at: string | null;
+        };
+        /** OperatorApiKeyCreate */
+        OperatorApiKeyCreate: {
+            name: string;
+            /** @enum {unknown} */
+            scope: "read_only" | "billing" | "full";
+        };
+        /** OperatorApiKeyList */
+        OperatorApiKeyList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["OperatorApiKey"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** OperatorApiKeyWithSecret */
+        OperatorApiKeyWithSecret: {
+            /** @description Prefixed `opk_`. */
+            id: string;
+            /** @enum {string} */
+            object: "operator_api_key";
+            name: string;
+            /**
+             * @description `read_only` reads; `billing` also moves money; `full` also manages partners and operator keys.
+             * @enum {unknown}
+             */
+            scope: "read_only" | "billing" | "full";
+            /** @description The first characters of the secret. */
+            prefix: string;
+            created_by: string | null;
+            /** Format: date-time */
+            created_at: string;
+            last_used_at: string | null;
+            revoked_at: string | null;
+            /** @description The secret (`sk_op_…`). Shown only in this response. */
+            secret: string;
+        };
+        /** OperatorReason */
+        OperatorReason: {
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
+        /** OperatorTopUpList */
+        OperatorTopUpList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["TopUp"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** Partner */
+        Partner: {
+            /** @description Prefixed `ptn_`. */
+            id: string;
+            /** @enum {string} */
+            object: "partner";
+            name: string;
+            /** @enum {unknown} */
+            status: "active" | "suspended";
+            suspended_at: string | null;
+            suspension_reason: string | null;
+            /** @description Euro cents of prepaid credit. */
+            balance: number;
+            /** @enum {string} */
+            currency: "EUR";
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** PartnerCreate */
+        PartnerCreate: {
+            name: string;
+        };
+        /** PartnerCreated */
+        PartnerCreated: {
+            partner: components["schemas"]["Partner"];
+            api_key: components["schemas"]["PartnerFirstKey"];
+        };
+        /** PartnerFirstKey */
+        PartnerFirstKey: {
+            /** @description Prefixed `key_`. */
+            id: string;
+            prefix: string;
+            /** @description The partner's first secret key (`sk_live_…`). Shown only in this response: hand it over now. */
+            secret: string;
+        };
+        /** PartnerList */
+        PartnerList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["Partner"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
         /** PecHeaders */
         PecHeaders: {
             x_ricevuta: string | null;
@@ -3327,14 +3890,85 @@ export interface components {
             /** @description Seconds. */
             expires_in: number;
         };
+        /** TopUp */
+        TopUp: {
+            /** @description Prefixed `top_`. */
+            id: string;
+            /** @enum {string} */
+            object: "top_up";
+            /** @description The partner that asked for it. */
+            partner: string;
+            /** @description Euro cents to transfer, exactly. */
+            amount: number;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @enum {string} */
+            method: "bank_transfer";
+            /**
+             * @description `pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` after 30 days.
+             * @enum {unknown}
+             */
+            status: "pending" | "credited" | "failed" | "expired";
+            /** @description Quote it in the transfer's remittance information (causale): it is how the payment is matched. */
+            payment_reference: string;
+            partner_reference: string | null;
+            description: string | null;
+            bank_transfer: components["schemas"]["BankTransferInstructions"] | null;
+            /**
+             * Format: date-time
+             * @description A pending top-up expires 30 days after it was created.
+             */
+            expires_at: string;
+            credited_at: string | null;
+            ledger_entry: string | null;
+            failed_at: string | null;
+            failure_reason: string | null;
+            expired_at: string | null;
+            /** @description Euro cents paid back by the provider (`top_up_refund` ledger entries). */
+            refunded_amount: number;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** TopUpConfirm */
+        TopUpConfirm: {
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
+        /** TopUpFail */
+        TopUpFail: {
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
+        /** TopUpList */
+        TopUpList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["TopUp"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** TopUpRefund */
+        TopUpRefund: {
+            top_up: components["schemas"]["TopUp"];
+            /** @description The `top_up_refund` ledger entry. */
+            ledger_entry: string;
+        };
+        /** TopUpRefundCreate */
+        TopUpRefundCreate: {
+            /** @description Euro cents; default: all that is left. */
+            amount?: number;
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
         /** TopUpRequest */
         TopUpRequest: {
             /** @description Euro cents, from €1.00 to €100,000.00. */
             amount: number;
             /** @enum {string} */
             currency: "EUR";
-            /** @description Your reference of the payment (bank transfer CRO/TRN, card charge id); each can be credited once. */
-            payment_reference: string;
+            /** @description Optional: your own reference for this top-up (an order or invoice number), kept as `partner_reference`. It is not what the bank transfer quotes: quote the `payment_reference` of the answer. */
+            payment_reference?: string;
             description?: string;
         };
         /** WebhookAttempt */
@@ -3780,6 +4414,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4575,26 +5218,28 @@ export interface operations {
             };
         };
     };
-    createTopUp: {
+    listTopUps: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                status?: "pending" | "credited" | "failed" | "expired";
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TopUpRequest"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Default Response */
-            201: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LedgerEntry"];
+                    "application/json": components["schemas"]["TopUpList"];
                 };
             };
             /** @description Invalid request */
@@ -4615,8 +5260,59 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict */
-            409: {
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpRequest"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4671,6 +5367,74 @@ export interface operations {
             };
         };
     };
+    getTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A top-up id (`top_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listLedgerEntries: {
         parameters: {
             query?: {
@@ -4678,7 +5442,7 @@ export interface operations {
                 limit?: number;
                 /** @description Cursor: the `next_cursor` of the previous page (an object id). */
                 starting_after?: string;
-                type?: "top_up" | "charge" | "refund" | "adjustment";
+                type?: "top_up" | "charge" | "refund" | "adjustment" | "adjustment_credit" | "adjustment_debit" | "top_up_refund";
                 /** @description Only entries that paid for this object. */
                 item_id?: string;
             };
@@ -13381,6 +14145,1530 @@ export interface operations {
             };
             /** @description Unsupported media type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListApiKeys: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorApiKeyList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorCreateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorApiKeyWithSecret"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorRevokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An operator key id (`opk_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorApiKey"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListPartners: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                /** @description A partner id, or part of the name (case-insensitive). */
+                q?: string;
+                status?: "active" | "suspended";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartnerList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorCreatePartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PartnerCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartnerCreated"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetPartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A partner id (`ptn_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorSuspendPartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A partner id (`ptn_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorReason"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorReactivatePartner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A partner id (`ptn_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorReason"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorAdjustCredit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A partner id (`ptn_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreditAdjustmentCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerEntry"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient credit */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListTopUps: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                status?: "pending" | "credited" | "failed" | "expired";
+                /** @description Only this partner's. */
+                partner?: string;
+                /** @description The reference quoted in a transfer. */
+                payment_reference?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorTopUpList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A top-up id (`top_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorConfirmTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A top-up id (`top_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpConfirm"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorFailTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A top-up id (`top_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpFail"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorRefundTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A top-up id (`top_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpRefundCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUpRefund"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Insufficient credit */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorImportBankStatement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BankStatementImport"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListBankStatementLines: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                status?: "matched" | "unmatched" | "ignored";
+                /** @description An import id (`bst_…`). */
+                statement?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BankStatementLineList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListAuditLog: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                /** @description E.g. `top_up.confirmed`. */
+                action?: string;
+                target_id?: string;
+                partner?: string;
+                operator_key?: string;
+                /** @description Entries created at or after this instant. */
+                created_after?: string;
+                /** @description Entries created before this instant. */
+                created_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntryList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,29 @@
-import type { Harness, TestPartner } from './harness.ts';
+import type { Harness, TestOperator, TestPartner } from './harness.ts';
 import { json } from './harness.ts';
+
+const billingOperators = new WeakMap<Harness, Promise<TestOperator>>();
+
+/** One billing operator per harness, made on first use: who confirms the bank transfers of test top-ups. */
+export function billingOperator(h: Harness): Promise<TestOperator> {
+  let operator = billingOperators.get(h);
+  if (!operator) billingOperators.set(h, (operator = h.operator('billing')));
+  return operator;
+}
+
+/**
+ * Adds credit the way real money arrives: the partner asks for a top-up (pending), the provider's operator confirms
+ * the bank transfer. Returns the partner's top-up as credited.
+ */
+export async function creditPartner(h: Harness, partner: TestPartner, amount: number, note?: string): Promise<any> {
+  const created = await h.app.inject({ method: 'POST', url: '/v1/credit/top-ups', headers: partner.headers, payload: { amount, currency: 'EUR', ...(note ? { payment_reference: note } : {}) } });
+  if (created.statusCode !== 201) throw new Error(`top-up: ${created.body}`);
+  const operator = await billingOperator(h);
+  const confirmed = await h.app.inject({
+    method: 'POST', url: `/v1/operator/top-ups/${json(created).id}/confirm`, headers: operator.headers, payload: { reason: 'Test transfer received' },
+  });
+  if (confirmed.statusCode !== 200) throw new Error(`confirm: ${confirmed.body}`);
+  return json(confirmed);
+}
 
 /** Valid Italian identifiers (checked by hand, see tax-codes.test.ts). */
 export const CF_MARIO = 'RSSMRA85T10A562S';
@@ -28,9 +52,9 @@ export function api(h: Harness, partner: TestPartner) {
       }
       return created.body.id;
     },
-    topUp: async (amount: number, reference = `T-${Math.random()}`) => {
-      const response = await call('POST', '/v1/credit/top-ups', { amount, currency: 'EUR', payment_reference: reference });
-      if (response.status !== 201) throw new Error(`top-up: ${JSON.stringify(response.body)}`);
+    /** Credit through a pending top-up that an operator confirms (partners cannot credit themselves). */
+    topUp: async (amount: number, reference?: string) => {
+      await creditPartner(h, partner, amount, reference);
     },
     balance: async (): Promise<number> => (await call('GET', '/v1/credit')).body.balance,
     ledger: async (query = ''): Promise<{ type: string; amount: number; description: string; item: { type: string; id: string } | null }[]> =>

@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { buildApp, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
+import { buildApp, createOperatorKey, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
 import { connect, type Database } from '@pec-partner/db';
 import type { VirusScanner } from '../../api/src/pec/virus-scanner.ts';
 import { freshDatabase } from './database.ts';
@@ -10,6 +10,8 @@ export interface Harness {
   clock: ManualClock;
   /** A new partner (tenant) with its secret key and ready-made Authorization headers. */
   partner(name?: string): Promise<TestPartner>;
+  /** A new operator key (the provider's staff) with this scope, made as the CLI makes the first one. */
+  operator(scope?: 'read_only' | 'billing' | 'full'): Promise<TestOperator>;
   /** Listens on a loopback port (for the SDK and raw HTTP clients) and returns the base URL. */
   listen(): Promise<string>;
 }
@@ -23,6 +25,15 @@ export interface TestPartner {
   apiKeyId: string;
   headers: { authorization: string };
 }
+
+export interface TestOperator {
+  id: string;
+  secret: string;
+  headers: { authorization: string };
+}
+
+/** The provider's bank account in tests (PROVIDER_IBAN is the Italian banking association's example IBAN). */
+export const TEST_BANK = { iban: 'IT60X0542811101000000123456', beneficiary: 'PEC Partner Test S.p.A.', bic: 'BPMOIT22XXX' };
 
 export interface HarnessOptions {
   env?: Record<string, string>;
@@ -43,6 +54,9 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
     // Tests drive scheduled work with app.jobs.tick() after moving the clock.
     JOBS_INTERVAL_SECONDS: '0',
     DNS_TIMEOUT_MS: '300',
+    PROVIDER_IBAN: TEST_BANK.iban,
+    PROVIDER_BENEFICIARY: TEST_BANK.beneficiary,
+    PROVIDER_BIC: TEST_BANK.bic,
     ...options.env,
   });
   // TEST_LOG=1 shows server errors while debugging a test.
@@ -60,6 +74,10 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
     partner: async (name = 'Test partner') => {
       const { partner, key, secret } = await createPartner(database.db, clock, name);
       return { id: partner.id, secret, apiKeyId: key.id, headers: { authorization: `Bearer ${secret}` } };
+    },
+    operator: async (scope = 'full') => {
+      const { key, secret } = await createOperatorKey(database.db, clock, { actor: 'cli' }, { name: `Test operator (${scope})`, scope });
+      return { id: key.id, secret, headers: { authorization: `Bearer ${secret}` } };
     },
     listen: async () => {
       const address = await app.listen({ host: '127.0.0.1', port: 0 });

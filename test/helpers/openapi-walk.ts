@@ -18,7 +18,7 @@ export interface Operation {
   pathParams: string[];
   query: { name: string; schema: Json }[];
   body?: { contentType: string; schema: Json };
-  caller: 'public' | 'partner' | 'holder';
+  caller: 'public' | 'partner' | 'holder' | 'operator';
 }
 
 const doc = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));
@@ -45,8 +45,9 @@ export const operations: Operation[] = Object.entries(doc.paths as Record<string
     const security: Json[] | undefined = op.security;
     const caller: Operation['caller'] =
       Array.isArray(security) && security.length === 0 ? 'public'
-        : security && !security.some((s) => 'bearerAuth' in s) ? 'holder'
-          : 'partner';
+        : security?.some((s) => 'operatorKey' in s) ? 'operator'
+          : security && !security.some((s) => 'bearerAuth' in s) ? 'holder'
+            : 'partner';
     const content = op.requestBody?.content ?? {};
     const contentType = Object.keys(content)[0];
     return {
@@ -69,6 +70,7 @@ export interface Sent {
 
 export function headersFor(world: World, operation: Operation): Record<string, string> {
   if (operation.caller === 'holder') return { authorization: world.holderAuth };
+  if (operation.caller === 'operator') return world.operatorHeaders;
   if (operation.caller === 'partner') return world.partner.headers;
   return {};
 }

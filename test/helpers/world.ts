@@ -12,6 +12,8 @@ export interface World {
   ids: Record<string, string>;
   /** The mailbox holder's HTTP Basic header. */
   holderAuth: string;
+  /** An operator key of the provider's staff (scope `full`), for the operator routes. */
+  operatorHeaders: { authorization: string };
   mailboxAddress: string;
   brandingSlug: string;
 }
@@ -63,14 +65,18 @@ export async function buildWorld(h: Harness, name: string): Promise<World> {
   const message = messages.data[0]?.id;
   if (!message) throw new Error(`${name}: no sent message`);
   const events = await must('events', client.get('/v1/events?limit=1'));
+  const pending = await must('pending top-up', client.post('/v1/credit/top-ups', { amount: 1_000, currency: 'EUR' }));
+  const operator = await h.operator('full');
+  const spareOperatorKey = await h.operator('read_only');
   return {
     partner,
     ids: {
       customer, domain: domain.id, mailbox: mailbox.id, otherMailbox: other.id, addon: addon.id, delegation: delegation.id,
       supervisor: supervisor.id, contact: contact.id, list: list.id, campaign: campaign.id, endpoint: endpoint.id,
-      message, event: events.data[0].id, apiKey: secondKey.id,
+      message, event: events.data[0].id, apiKey: secondKey.id, partner: partner.id, topUp: pending.id, operatorKey: spareOperatorKey.id,
     },
     holderAuth,
+    operatorHeaders: operator.headers,
     mailboxAddress: mailbox.address,
     brandingSlug,
   };
@@ -87,9 +93,10 @@ export function idFor(world: World, path: string, param: string): string {
   const byCollection: Record<string, string> = {
     'api-keys': 'apiKey', customers: 'customer', domains: 'domain', mailboxes: 'mailbox', addons: 'addon', delegations: 'delegation',
     supervisors: 'supervisor', supervisions: 'supervisor', contacts: 'contact', members: 'contact', lists: 'list', campaigns: 'campaign',
-    messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint',
+    messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint', 'top-ups': 'topUp', partners: 'partner',
   };
   if (path.startsWith('/v1/supervisors/') && param === 'mailbox') return world.ids.otherMailbox!;
+  if (path.startsWith('/v1/operator/api-keys/')) return world.ids.operatorKey!;
   if (param === 'slug') return world.brandingSlug;
   const kind = byCollection[collection ?? ''];
   if (!kind || !world.ids[kind]) throw new Error(`no world id for {${param}} in ${path}`);

@@ -47,8 +47,20 @@ export const eventTypes = {
   'credit.topped_up': 'Credit was added (`data.object` is the ledger entry).',
   'credit.charged': 'Credit was spent (`data.object` is the ledger entry; `item` names what was bought).',
   'credit.refunded': 'Credit was given back (`data.object` is the ledger entry).',
+  'credit.adjusted':
+    "The provider's operator corrected the credit with a reason (`data.object` is the `adjustment_credit` or `adjustment_debit` ledger entry).",
+  'credit.paid_out': 'Part or all of a credited top-up was paid back to you by the provider (`data.object` is the `top_up_refund` ledger entry).',
+  'credit.top_up.created': 'A top-up was requested: it is `pending` until the bank transfer quoting its `payment_reference` arrives.',
+  'credit.top_up.credited': 'The money of a top-up arrived and was credited (`ledger_entry` names the `top_up` entry).',
+  'credit.top_up.failed': 'A top-up will not be credited (`failure_reason` says why).',
+  'credit.top_up.expired': 'No payment arrived for a pending top-up within 30 days.',
+  'credit.top_up.refunded': 'Part or all of a credited top-up was paid back (`refunded_amount`).',
   'credit.balance_low':
     "A movement took the balance from at or above the partner's threshold to below it (`data.object` is the balance, as GET /v1/credit shows it).",
+
+  'partner.suspended':
+    "The provider suspended your account (`suspension_reason`): API keys and tokens are refused until it is reactivated; mailboxes keep working.",
+  'partner.reactivated': 'The provider reactivated your suspended account.',
 
   'newsletter_campaign.created': 'A newsletter campaign was drafted.',
   'newsletter_campaign.updated': 'A campaign changed (content, list, schedule).',

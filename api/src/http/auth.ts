@@ -7,11 +7,16 @@ import { assertMayPerform, type MailboxOperation } from '../modules/delegations/
 import { authenticateMailboxUser, type HolderPrincipal } from '../modules/messages/holders.ts';
 import { authenticateMailboxSession } from '../modules/supervisors/sessions.ts';
 import { ProblemError } from './problem.ts';
+import type { OperatorScope } from '@pec-partner/db';
+import { authenticateOperatorSecret, OPERATOR_KEY_PREFIX, scopeAllows, type OperatorPrincipal } from '../modules/operator/keys.ts';
+import type { AuditActorRef } from '../modules/operator/audit.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
     holder: HolderPrincipal | null;
+    /** The provider's operator, on `callers: 'operator'` routes only. */
+    operator: OperatorPrincipal | null;
   }
   interface FastifyContextConfig {
     /** Routes that answer without credentials (health, docs, token exchange, JWKS). */
@@ -20,7 +25,9 @@ declare module 'fastify' {
      * Who may call: partners (API key or token, the default), mailbox holders (HTTP Basic with the mailbox
      * address and password), or either.
      */
-    callers?: 'partner' | 'holder' | 'partner_or_holder';
+    callers?: 'partner' | 'holder' | 'partner_or_holder' | 'operator';
+    /** On operator routes: the least scope the operator key must have (`read_only` < `billing` < `full`). */
+    operatorScope?: OperatorScope;
     /**
      * On holder routes: the mailbox operation the route performs. Delegates and supervisor sessions are checked
      * against it here (their mode); a holder route that declares none is for the holder alone.
@@ -44,6 +51,25 @@ export function holderOf(request: FastifyRequest): HolderPrincipal {
   return request.holder;
 }
 
+const forbidden = (code: string, detail: string, extensions: Record<string, unknown> = {}): ProblemError =>
+  new ProblemError(403, code, 'Forbidden', detail, extensions);
+
+/** The operator of a request on an operator route, checked again against the scope the handler needs. */
+export function operatorOf(request: FastifyRequest, scope: OperatorScope): OperatorPrincipal {
+  const operator = request.operator;
+  if (!operator) throw unauthorized('authentication_required', 'This endpoint needs an operator API key (`sk_op_…`).');
+  if (!scopeAllows(operator.scope, scope)) {
+    throw forbidden('insufficient_scope', `This operation needs an operator key with the '${scope}' scope or wider; this key has '${operator.scope}'.`,
+      { required_scope: scope, scope: operator.scope });
+  }
+  return operator;
+}
+
+/** The audit trail's name for the operator acting in a request. */
+export function auditActorOf(operator: OperatorPrincipal): AuditActorRef {
+  return { actor: 'operator_key', operatorKeyId: operator.keyId };
+}
+
 const holderUnauthorized = (code: string, detail: string): ProblemError =>
   new ProblemError(401, code, 'Authentication required', detail, {}, { 'www-authenticate': 'Basic realm="pec-partner mailbox", charset="UTF-8"' });
 
@@ -58,8 +84,33 @@ function authorizeActor(request: FastifyRequest, holder: HolderPrincipal, routeM
 }
 
 export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: TokenService): void {
+  /**
+   * Operator routes take operator keys only. A valid partner key or token there is a 403 (authenticated, not
+   * allowed); anything unknown is a 401. The route's scope is checked here, before the body is read.
+   */
+  const authenticateOperator = async (request: FastifyRequest, header: string | undefined): Promise<OperatorPrincipal> => {
+    if (!header) throw unauthorized('authentication_required', 'Send `Authorization: Bearer <operator API key sk_op_…>`.');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw unauthorized('invalid_authorization_header', 'The Authorization header must be `Bearer <operator API key>`.');
+    const credential = match[1]!;
+    if (credential.startsWith(OPERATOR_KEY_PREFIX)) {
+      const operator = await authenticateOperatorSecret(db, clock, credential);
+      if (!operator) throw unauthorized('invalid_api_key', 'The operator API key is unknown or has been revoked.');
+      const required = request.routeOptions.config.operatorScope ?? 'full';
+      request.operator = operator;
+      operatorOf(request, required);
+      return operator;
+    }
+    const partner = credential.startsWith(API_KEY_PREFIX)
+      ? await authenticateSecret(db, clock, credential).catch(() => null)
+      : await tokens.verify(credential);
+    if (partner) throw forbidden('operator_credentials_required', "Partner keys and tokens cannot use the operator API; it needs an operator key (`sk_op_…`).");
+    throw unauthorized('invalid_api_key', 'The operator API key is unknown or has been revoked.');
+  };
+
   app.decorateRequest('principal', null);
   app.decorateRequest('holder', null);
+  app.decorateRequest('operator', null);
   app.addHook('onRequest', async (request) => {
     // Unknown routes answer 404 whoever asks; public routes and the API docs need no credentials.
     const url = request.routeOptions.url;
@@ -68,6 +119,10 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
     const callers = request.routeOptions.config.callers ?? 'partner';
     const mailboxId = (request.params as { id?: unknown } | undefined)?.id;
     const routeMailbox = typeof mailboxId === 'string' ? mailboxId : undefined;
+    if (callers === 'operator') {
+      request.operator = await authenticateOperator(request, header);
+      return;
+    }
     const session = /^Bearer\s+(mbs_\S+)\s*$/i.exec(header ?? '');
     if (callers !== 'partner' && session) {
       // A supervisor's mailbox session (from a single-use sign-in link).
@@ -92,6 +147,10 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('invalid_authorization_header', 'The Authorization header must be `Bearer <token>`.');
     const credential = match[1]!;
+    if (credential.startsWith(OPERATOR_KEY_PREFIX)) {
+      if (!(await authenticateOperatorSecret(db, clock, credential))) throw unauthorized('invalid_api_key', 'The API key is unknown or has been revoked.');
+      throw forbidden('partner_credentials_required', "Operator keys work on the operator API (`/v1/operator/…`) only; this endpoint needs a partner's key or token.");
+    }
     if (credential.startsWith(API_KEY_PREFIX)) {
       const principal = await authenticateSecret(db, clock, credential);
       if (!principal) throw unauthorized('invalid_api_key', 'The API key is unknown or has been revoked.');

@@ -107,6 +107,11 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
             scheme: 'basic',
             description: "A mailbox holder: the PEC address as user name and the mailbox password; or a delegation's collaborator: its own e-mail and password, on the delegated mailbox.",
           },
+          operatorKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "The provider's operator: an operator API key (`sk_op_…`) with the scope each operation names. Partner keys are refused there (403).",
+          },
           mailboxSession: {
             type: 'http',
             scheme: 'bearer',
@@ -130,6 +135,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'Log register', description: 'The legally required log of every PEC event, kept 30 months.' },
         { name: 'PEC', description: 'Provider identity, the provider index, and verification of received PEC messages.' },
         { name: 'System', description: 'Health and metadata.' },
+        { name: 'Operator', description: "The provider's own staff: partners, suspension, credit adjustments, top-up review, bank statements, audit trail. Operator keys only." },
       ],
     },
     transformObject: (documentObject) =>

@@ -3,7 +3,7 @@ import type { PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyRequest } from 'fastify';
 import {
   apiKeys, customers, delegations, domains, events, mailboxAddons, mailboxes, mailboxMessages, newsletterCampaigns,
-  newsletterContacts, newsletterLists, supervisors, webhookEndpoints, type Db,
+  newsletterContacts, newsletterLists, supervisors, topUps, webhookEndpoints, type Db,
 } from '@pec-partner/db';
 import { notFound, type ProblemError } from './problem.ts';
 
@@ -21,6 +21,7 @@ const resources: Record<string, { table: PgTable; owner: 'partner' | 'mailbox'; 
   sup: { table: supervisors, owner: 'partner', what: 'supervisor' },
   evt: { table: events, owner: 'partner', what: 'event' },
   we: { table: webhookEndpoints, owner: 'partner', what: 'webhook endpoint' },
+  top: { table: topUps, owner: 'partner', what: 'top-up' },
   nlc: { table: newsletterContacts, owner: 'mailbox', what: 'contact' },
   nll: { table: newsletterLists, owner: 'mailbox', what: 'list' },
   nlm: { table: newsletterCampaigns, owner: 'mailbox', what: 'campaign' },

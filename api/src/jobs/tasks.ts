@@ -9,6 +9,7 @@ import { NEWSLETTER_TASK_INTERVAL_MS, runNewsletterTask } from '../modules/newsl
 import { purgeLogRegister } from '../pec/log-register.ts';
 import { purgeProcessedInbound } from '../pec/receiving.ts';
 import { DAY_MS, type Task } from './scheduler.ts';
+import { expireTopUps } from '../modules/credit/top-ups.ts';
 
 /** Every periodic task of the product, with how often it runs. */
 export function productTasks(deps: AppDeps): Task[] {
@@ -24,6 +25,8 @@ export function productTasks(deps: AppDeps): Task[] {
     // Inbound messages as received: kept until processed, then 7 days for diagnosis (INBOUND_RETENTION_MS).
     { name: 'pec_inbound.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeProcessedInbound(deps.db, now)) },
     // Events are visible for 30 days; their webhook deliveries and attempts go with them.
+    // Pending top-ups whose money did not arrive within 30 days become `expired` (credit.top_up.expired).
+    { name: 'top_ups.expire', intervalMs: DAY_MS, run: async (now) => void (await expireTopUps(deps.db, deps.clock, deps.config.bankAccount, now)) },
     { name: 'events.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeExpiredEvents(deps.db, now)) },
     {
       name: 'idempotency.purge',

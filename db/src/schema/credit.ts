@@ -19,7 +19,11 @@ export const creditAccounts = pgTable(
   (t) => [check('credit_accounts_balance_check', sql`${t.balanceCents} >= 0`)],
 );
 
-export const ledgerEntryKinds = ['top_up', 'charge', 'refund', 'adjustment'] as const;
+/**
+ * `adjustment_credit` / `adjustment_debit`: an operator's correction with a reason; `top_up_refund`: money of a
+ * credited top-up paid back to the partner by the provider. `adjustment` is kept for old rows and never written.
+ */
+export const ledgerEntryKinds = ['top_up', 'charge', 'refund', 'adjustment', 'adjustment_credit', 'adjustment_debit', 'top_up_refund'] as const;
 export type LedgerEntryKind = (typeof ledgerEntryKinds)[number];
 
 /** Append-only: the application never updates or deletes entries (a trigger in the migration enforces it). */
@@ -49,12 +53,15 @@ export const creditLedgerEntries = pgTable(
     uniqueIndex('credit_ledger_payment_reference_key')
       .on(t.partnerId, t.paymentReference)
       .where(sql`${t.kind} = 'top_up'`),
-    check('credit_ledger_kind_check', sql`${t.kind} in ('top_up','charge','refund','adjustment')`),
+    check(
+      'credit_ledger_kind_check',
+      sql`${t.kind} in ('top_up','charge','refund','adjustment','adjustment_credit','adjustment_debit','top_up_refund')`,
+    ),
     check('credit_ledger_balance_check', sql`${t.balanceAfterCents} >= 0`),
     check('credit_ledger_amount_check', sql`${t.amountCents} <> 0`),
     check(
       'credit_ledger_sign_check',
-      sql`(${t.kind} in ('top_up','refund') and ${t.amountCents} > 0) or (${t.kind} = 'charge' and ${t.amountCents} < 0) or ${t.kind} = 'adjustment'`,
+      sql`(${t.kind} in ('top_up','refund','adjustment_credit') and ${t.amountCents} > 0) or (${t.kind} in ('charge','adjustment_debit','top_up_refund') and ${t.amountCents} < 0) or ${t.kind} = 'adjustment'`,
     ),
   ],
 );

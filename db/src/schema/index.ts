@@ -9,3 +9,5 @@ export * from './jobs.ts';
 export * from './pec.ts';
 export * from './addons.ts';
 export * from './events.ts';
+export * from './operator.ts';
+export * from './payments.ts';

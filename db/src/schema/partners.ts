@@ -1,12 +1,28 @@
 import { sql } from 'drizzle-orm';
-import { index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { check, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
-/** A partner (reseller) is the tenant: every other partner-owned row points here. */
-export const partners = pgTable('partners', {
-  id: text('id').primaryKey(),
-  name: text('name').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
-});
+export const partnerStatuses = ['active', 'suspended'] as const;
+export type PartnerStatus = (typeof partnerStatuses)[number];
+
+/**
+ * A partner (reseller) is the tenant: every other partner-owned row points here. An operator may suspend it:
+ * its API keys and tokens are then refused (403 `partner_suspended`), its customers' mailboxes keep working.
+ */
+export const partners = pgTable(
+  'partners',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    status: text('status', { enum: partnerStatuses }).notNull().default('active'),
+    suspendedAt: timestamp('suspended_at', { withTimezone: true, mode: 'date' }),
+    suspensionReason: text('suspension_reason'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    check('partners_status_check', sql`${t.status} in ('active','suspended')`),
+    check('partners_suspension_check', sql`(${t.status} = 'suspended') = (${t.suspendedAt} is not null)`),
+  ],
+);
 
 /**
  * Secret API keys. Only the SHA-256 of the secret is stored: keys are 190 bits of randomness, so a fast hash

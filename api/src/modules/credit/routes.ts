@@ -1,13 +1,15 @@
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import { ledgerEntryKinds } from '@pec-partner/db';
 import type { App, AppDeps } from '../../deps.ts';
 import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { invalid, problemResponses } from '../../http/problem.ts';
 import { Price, priceObjects } from './prices.ts';
-import { getBalance, listLedger, setLowBalanceThreshold, topUp } from './service.ts';
+import { getBalance, listLedger, setLowBalanceThreshold } from './service.ts';
+import { topUpStatuses } from '@pec-partner/db';
+import { createTopUp, getTopUp, listTopUps, TOP_UP_EXPIRES_AFTER_DAYS } from './top-ups.ts';
 
-const LedgerEntry = Type.Object(
+export const LedgerEntry = Type.Object(
   {
     id: Type.String({ description: 'Prefixed `txn_`.' }),
     object: Type.Literal('ledger_entry'),
@@ -54,17 +56,58 @@ const TopUpRequest = Type.Object(
   {
     amount: Type.Integer({ minimum: 100, maximum: 10_000_000, description: 'Euro cents, from €1.00 to €100,000.00.' }),
     currency: Type.Literal('EUR'),
-    payment_reference: Type.String({
+    payment_reference: Type.Optional(Type.String({
       minLength: 1,
       maxLength: 200,
-      description: 'Your reference of the payment (bank transfer CRO/TRN, card charge id); each can be credited once.',
-    }),
+      description:
+        'Optional: your own reference for this top-up (an order or invoice number), kept as `partner_reference`. ' +
+        'It is not what the bank transfer quotes: quote the `payment_reference` of the answer.',
+    })),
     description: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
   },
   { title: 'TopUpRequest', additionalProperties: false },
 );
 
-export async function creditRoutes(app: App, { db, clock, prices }: AppDeps): Promise<void> {
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const TopUp = Type.Object(
+  {
+    id: Type.String({ description: 'Prefixed `top_`.' }),
+    object: Type.Literal('top_up'),
+    partner: Type.String({ description: 'The partner that asked for it.' }),
+    amount: Type.Integer({ description: 'Euro cents to transfer, exactly.' }),
+    currency: Type.Literal('EUR'),
+    method: Type.Literal('bank_transfer'),
+    status: Type.Enum(topUpStatuses, {
+      description: '`pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` after 30 days.',
+    }),
+    payment_reference: Type.String({ description: 'Quote it in the transfer\'s remittance information (causale): it is how the payment is matched.' }),
+    partner_reference: Nullable(Type.String({ description: 'Your own reference, as sent.' })),
+    description: Nullable(Type.String()),
+    bank_transfer: Nullable(Type.Object(
+      {
+        iban: Type.String(),
+        bic: Type.String(),
+        beneficiary: Type.String(),
+        amount: Type.Integer({ description: 'Euro cents.' }),
+        currency: Type.Literal('EUR'),
+        reference: Type.String({ description: 'The remittance information to quote (the `payment_reference`).' }),
+      },
+      { title: 'BankTransferInstructions', description: "How to pay: the provider's account, the exact amount and the reference." },
+    )),
+    expires_at: Type.String({ format: 'date-time', description: `A pending top-up expires ${TOP_UP_EXPIRES_AFTER_DAYS} days after it was created.` }),
+    credited_at: Nullable(Type.String({ format: 'date-time' })),
+    ledger_entry: Nullable(Type.String({ description: 'The `top_up` ledger entry, once credited.' })),
+    failed_at: Nullable(Type.String({ format: 'date-time' })),
+    failure_reason: Nullable(Type.String()),
+    expired_at: Nullable(Type.String({ format: 'date-time' })),
+    refunded_amount: Type.Integer({ description: 'Euro cents paid back by the provider (`top_up_refund` ledger entries).' }),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { title: 'TopUp' },
+);
+
+export async function creditRoutes(app: App, { db, clock, prices, config }: AppDeps): Promise<void> {
   app.get('/v1/credit', {
     schema: {
       operationId: 'getCreditBalance',
@@ -91,22 +134,49 @@ export async function creditRoutes(app: App, { db, clock, prices }: AppDeps): Pr
     schema: {
       operationId: 'createTopUp',
       tags: ['Credit'],
-      summary: 'Add prepaid credit',
-      description: 'Credits the balance and appends a `top_up` ledger entry, which is returned.',
+      summary: 'Ask to add prepaid credit (pay by bank transfer)',
+      description:
+        'Creates a `pending` top-up and answers how to pay it: the provider\'s IBAN, BIC and beneficiary, the exact ' +
+        'amount and a unique `payment_reference` to quote in the transfer. Nothing is credited now: the credit comes ' +
+        'when the provider sees the money (an operator confirms it or the bank statement matches it), with a ' +
+        '`credit.top_up.credited` event. Unpaid top-ups expire after 30 days.',
       body: TopUpRequest,
-      response: { 201: LedgerEntry, ...problemResponses(409, 422) },
+      response: { 201: TopUp, ...problemResponses(422, 503) },
     },
   }, async (request, reply) => {
     const { partnerId } = partnerOf(request);
-    const entry = await topUp(db, clock, {
+    const topUp = await createTopUp(db, clock, config.bankAccount, {
       partnerId,
       amount: request.body.amount,
-      description: request.body.description ?? `Top-up ${request.body.payment_reference}`,
-      paymentReference: request.body.payment_reference,
+      partnerReference: request.body.payment_reference,
+      description: request.body.description,
       requestId: request.id,
     });
-    return reply.code(201).send(entry);
+    return reply.code(201).send(topUp);
   });
+
+  app.get('/v1/credit/top-ups', {
+    schema: {
+      operationId: 'listTopUps',
+      tags: ['Credit'],
+      summary: 'List top-ups, newest first',
+      querystring: Type.Object({ ...ListQuery, status: Type.Optional(Type.Enum(topUpStatuses)) }, { additionalProperties: false }),
+      response: { 200: ListOf(TopUp, 'TopUpList'), ...problemResponses() },
+    },
+  }, async (request) => {
+    const { limit = 10, starting_after, status } = request.query;
+    return toPage(await listTopUps(db, config.bankAccount, { partnerId: partnerOf(request).partnerId, limit, startingAfter: starting_after, status }), limit);
+  });
+
+  app.get('/v1/credit/top-ups/:id', {
+    schema: {
+      operationId: 'getTopUp',
+      tags: ['Credit'],
+      summary: 'Get a top-up and its payment instructions',
+      params: Type.Object({ id: Type.String({ description: 'A top-up id (`top_…`).' }) }, { additionalProperties: false }),
+      response: { 200: TopUp, ...problemResponses(404) },
+    },
+  }, async (request) => getTopUp(db, config.bankAccount, request.params.id, partnerOf(request).partnerId));
 
   app.get('/v1/credit/ledger', {
     schema: {

@@ -2,8 +2,7 @@ import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import { creditAccounts, creditLedgerEntries, mailboxAddons, type DbOrTx, type LedgerEntryKind } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
-import { conflict, invalid, ProblemError } from '../../http/problem.ts';
-import { isUniqueViolation } from '../../db-errors.ts';
+import { invalid, ProblemError } from '../../http/problem.ts';
 import type { EventType } from '../../events/catalogue.ts';
 import { recordEvent } from '../../events/record.ts';
 import { PaidHistory, type MailboxTerm } from './pro-rata.ts';
@@ -55,8 +54,15 @@ export function balanceView(account: AccountRow) {
 }
 export type BalanceView = ReturnType<typeof balanceView>;
 
-type MovementKind = Exclude<LedgerEntryKind, 'adjustment'>;
-const movementEvents: Record<MovementKind, EventType> = { top_up: 'credit.topped_up', charge: 'credit.charged', refund: 'credit.refunded' };
+export type MovementKind = Exclude<LedgerEntryKind, 'adjustment'>;
+const movementEvents: Record<MovementKind, EventType> = {
+  top_up: 'credit.topped_up',
+  charge: 'credit.charged',
+  refund: 'credit.refunded',
+  adjustment_credit: 'credit.adjusted',
+  adjustment_debit: 'credit.adjusted',
+  top_up_refund: 'credit.paid_out',
+};
 
 export interface Movement {
   partnerId: string;
@@ -78,7 +84,7 @@ export interface Movement {
  * The movement's event, and `credit.balance_low` when it crosses the partner's threshold downwards, are written
  * in the same transaction: every module's charges and refunds get their events here, once.
  */
-async function post(
+export async function postMovement(
   db: DbOrTx,
   clock: Clock,
   kind: MovementKind,
@@ -150,40 +156,11 @@ export function formatEuro(cents: number): string {
  * failed operation leaves no charge; throws a 402 problem naming the shortfall when credit is short.
  */
 export function charge(db: DbOrTx, clock: Clock, movement: Movement & { item: { type: string; id: string } }) {
-  return post(db, clock, 'charge', -movement.amount, movement);
+  return postMovement(db, clock, 'charge', -movement.amount, movement);
 }
 
 export function refund(db: DbOrTx, clock: Clock, movement: Movement & { item: { type: string; id: string } }) {
-  return post(db, clock, 'refund', movement.amount, movement);
-}
-
-export async function topUp(
-  db: DbOrTx,
-  clock: Clock,
-  movement: Movement & { paymentReference: string },
-): Promise<LedgerEntryView> {
-  try {
-    return await post(db, clock, 'top_up', movement.amount, movement, movement.paymentReference);
-  } catch (error) {
-    if (isUniqueViolation(error, 'credit_ledger_payment_reference_key')) {
-      const [existing] = await db
-        .select({ id: creditLedgerEntries.id })
-        .from(creditLedgerEntries)
-        .where(
-          and(
-            eq(creditLedgerEntries.partnerId, movement.partnerId),
-            eq(creditLedgerEntries.paymentReference, movement.paymentReference),
-            eq(creditLedgerEntries.kind, 'top_up'),
-          ),
-        );
-      throw conflict(
-        'duplicate_payment_reference',
-        `The payment reference '${movement.paymentReference}' was already credited (ledger entry ${existing?.id}).`,
-        { ledger_entry: existing?.id ?? null },
-      );
-    }
-    throw error;
-  }
+  return postMovement(db, clock, 'refund', movement.amount, movement);
 }
 
 export async function getBalance(db: DbOrTx, partnerId: string): Promise<BalanceView> {

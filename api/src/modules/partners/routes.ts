@@ -94,7 +94,7 @@ export async function partnerRoutes(app: App, { db, clock, tokens }: AppDeps): P
       summary: 'Exchange an API key for a short-lived access token (OAuth 2 client credentials)',
       security: [],
       body: TokenRequest,
-      response: { 200: TokenResponse, ...problemResponses() },
+      response: { 200: TokenResponse, ...problemResponses(403) },
     },
   }, async (request, reply) => {
     let secret = request.body.client_secret;

@@ -3,7 +3,7 @@ import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import { apiKeys, creditAccounts, partners, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId, randomToken } from '../../ids.ts';
-import { notFound } from '../../http/problem.ts';
+import { notFound, ProblemError } from '../../http/problem.ts';
 
 export const API_KEY_PREFIX = 'sk_live_';
 
@@ -76,15 +76,25 @@ export interface Principal {
   apiKeyId: string;
 }
 
+/** A partner suspended by the provider's operator: its keys and tokens are refused with this 403. */
+export const partnerSuspended = (): ProblemError =>
+  new ProblemError(403, 'partner_suspended', 'Forbidden',
+    "This partner account is suspended by the provider: API keys and tokens are refused until it is reactivated (its customers' mailboxes keep working).");
+
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-/** Resolves a secret to its active key; records use at most once a minute to keep reads cheap. */
+/**
+ * Resolves a secret to its active key; records use at most once a minute to keep reads cheap. A key of a
+ * suspended partner is known but refused: a 403 `partner_suspended` problem is thrown.
+ */
 export async function authenticateSecret(db: DbOrTx, clock: Clock, secret: string): Promise<Principal | null> {
   const [row] = await db
-    .select({ id: apiKeys.id, partnerId: apiKeys.partnerId, lastUsedAt: apiKeys.lastUsedAt })
+    .select({ id: apiKeys.id, partnerId: apiKeys.partnerId, lastUsedAt: apiKeys.lastUsedAt, status: partners.status })
     .from(apiKeys)
+    .innerJoin(partners, eq(partners.id, apiKeys.partnerId))
     .where(and(eq(apiKeys.secretHash, hashSecret(secret)), isNull(apiKeys.revokedAt)));
   if (!row) return null;
+  if (row.status !== 'active') throw partnerSuspended();
   const now = clock.now();
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
     await db
@@ -100,12 +110,17 @@ export async function authenticateSecret(db: DbOrTx, clock: Clock, secret: strin
   return { partnerId: row.partnerId, apiKeyId: row.id };
 }
 
-/** An access token stays valid only while the key it was exchanged for is not revoked. */
+/**
+ * An access token stays valid only while the key it was exchanged for is not revoked; a suspended partner's
+ * tokens are refused with a 403 `partner_suspended` problem.
+ */
 export async function isKeyActive(db: DbOrTx, partnerId: string, apiKeyId: string): Promise<boolean> {
   const [row] = await db
-    .select({ id: apiKeys.id })
+    .select({ id: apiKeys.id, status: partners.status })
     .from(apiKeys)
+    .innerJoin(partners, eq(partners.id, apiKeys.partnerId))
     .where(and(eq(apiKeys.id, apiKeyId), eq(apiKeys.partnerId, partnerId), isNull(apiKeys.revokedAt)));
+  if (row && row.status !== 'active') throw partnerSuspended();
   return Boolean(row);
 }
 
