@@ -1,8 +1,8 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import type Postgres from 'postgres';
-import postgres from './postgres-driver.ts';
 import * as schema from './schema/index.ts';
 import { registerWorkerIdentity, WorkerIdentity } from './worker-identity.ts';
 
