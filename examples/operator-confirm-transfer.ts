@@ -11,18 +11,19 @@ import { check, clientFromEnv, operatorFromEnv, same } from './support.ts';
 const partner = clientFromEnv();
 const operator = operatorFromEnv();
 
-// The partner: 150 euro by bank transfer.
+// The partner: 150 euro of credit (net of VAT) by bank transfer of 183 euro (+ 22 % VAT, invoiced when credited).
 const before = (await partner.credit.retrieve()).balance;
 const pending = await partner.credit.topUp({ amount: 15_000, currency: 'EUR', payment_reference: `order-${randomUUID().slice(0, 8)}` });
 check(pending.bank_transfer, 'payment instructions');
-console.log(`partner: pay €${(pending.amount / 100).toFixed(2)} to ${pending.bank_transfer.beneficiary}, IBAN ${pending.bank_transfer.iban} (BIC ${pending.bank_transfer.bic}), causale "${pending.bank_transfer.reference}"`);
+same(pending.bank_transfer.amount, 18_300, 'the gross to transfer: the credit plus 22 % VAT');
+console.log(`partner: pay €${(pending.bank_transfer.amount / 100).toFixed(2)} to ${pending.bank_transfer.beneficiary}, IBAN ${pending.bank_transfer.iban} (BIC ${pending.bank_transfer.bic}), causale "${pending.bank_transfer.reference}"`);
 same((await partner.credit.retrieve()).balance, before, 'the balance before the money arrives');
 
 // The operator: the bank shows a transfer quoting the reference; find the top-up and confirm it.
 const [found] = (await operator.topUps.page({ payment_reference: pending.payment_reference })).data;
 check(found && found.id === pending.id && found.status === 'pending', `the pending top-up for ${pending.payment_reference}`);
-same(found.amount, 15_000, 'the amount to check against the transfer');
-const reason = `Transfer of €150.00 quoting ${pending.payment_reference} on the account statement`;
+same(found.bank_transfer?.amount, 18_300, 'the amount to check against the transfer');
+const reason = `Transfer of €183.00 quoting ${pending.payment_reference} on the account statement`;
 const confirmed = await operator.topUps.confirm(found.id, reason);
 same(confirmed.status, 'credited', 'the top-up');
 const again = await operator.topUps.confirm(found.id, 'pressed twice');

@@ -158,8 +158,9 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   // The money arrives: the operator's confirmation credits it, with both events, in the operator's request.
   const operator = await h.operator('billing');
   const confirmed = await h.app.inject({ method: 'POST', url: `/v1/operator/top-ups/${topUp.body.id}/confirm`, headers: operator.headers, payload: { reason: 'TRN-1 on the account' } });
-  const [toppedUp, credited, ...none2] = await fresh();
+  const [toppedUp, invoiced, credited, ...none2] = await fresh();
   t.same(none2, []);
+  t.match(invoiced, { type: 'invoice.created', data: { object: { object: 'invoice', top_up: topUp.body.id, net_amount: 3000, total_amount: 3660 } } }, 'the credit is invoiced in the same transaction');
   expectEvent(t, h, toppedUp, { type: 'credit.topped_up', object: (await a.ledger())[0], request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
   expectEvent(t, h, credited, { type: 'credit.top_up.credited', object: json(confirmed), previous: { status: 'pending', credited_at: null, ledger_entry: null }, request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
 
@@ -195,7 +196,7 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   t.same((await a.patch('/v1/credit', { low_balance_threshold: null })).body.low_balance_threshold, null);
   await a.topUp(500);
   t.equal((await buy('sette')).status, 201);
-  t.same(await types(), ['credit.top_up.created', 'credit.topped_up', 'credit.top_up.credited', 'mailbox.created', 'credit.charged'], 'no threshold, no warning');
+  t.same(await types(), ['credit.top_up.created', 'credit.topped_up', 'invoice.created', 'credit.top_up.credited', 'mailbox.created', 'credit.charged'], 'no threshold, no warning');
 
   // The events are the ledger: one per entry, equal to it, and their amounts add up to the balance.
   const ledger = await a.ledger();

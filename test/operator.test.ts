@@ -40,7 +40,8 @@ t.test('a top-up is pending with bank transfer instructions; only an operator cr
   const top = await pendingTopUp(h, p, 12_345);
   t.match(top, {
     object: 'top_up', status: 'pending', amount: 12_345, currency: 'EUR', method: 'bank_transfer', partner: p.id, ledger_entry: null,
-    bank_transfer: { iban: TEST_BANK.iban, bic: TEST_BANK.bic, beneficiary: TEST_BANK.beneficiary, amount: 12_345, currency: 'EUR', reference: top.payment_reference },
+    // `amount` is the credit (net of VAT); the transfer carries the gross: 123.45 € + 22 % VAT (27.159 → 27.16 €).
+    bank_transfer: { iban: TEST_BANK.iban, bic: TEST_BANK.bic, beneficiary: TEST_BANK.beneficiary, amount: 15_061, currency: 'EUR', reference: top.payment_reference },
   });
   t.match(top.id, /^top_[0-9a-z]{26}$/);
   t.match(top.payment_reference, /^PEC-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$/);
@@ -310,10 +311,12 @@ t.test('CAMT.053 import: matching, partial and unknown references, debits, batch
   const p = await h.partner();
   const q = await h.partner('Second partner');
   const op = await h.operator('billing');
-  const exact = await pendingTopUp(h, p, 25_000);
-  const partial = await pendingTopUp(h, p, 30_000);
-  const batch = await pendingTopUp(h, q, 37_600);
-  const untouched = await pendingTopUp(h, q, 4_200);
+  // Credits net of VAT; the statement carries what is paid, the gross (net + 22 % VAT, rounded half up to the cent).
+  const exact = await pendingTopUp(h, p, 20_492); // pays 250.00 €
+  const partial = await pendingTopUp(h, p, 30_000); // should pay 366.00 €, pays 100.00 €
+  const batch = await pendingTopUp(h, q, 30_820); // pays 376.00 €
+  const untouched = await pendingTopUp(h, q, 3_443); // would pay 42.00 €
+  t.same([exact, partial, batch, untouched].map((top) => top.bank_transfer.amount), [25_000, 36_600, 37_600, 4_200]);
   const xml = await statement({
     ACCOUNT_IBAN: TEST_BANK.iban,
     REF_EXACT: exact.payment_reference,
@@ -335,15 +338,17 @@ t.test('CAMT.053 import: matching, partial and unknown references, debits, batch
   t.match(byRef['2026112200012350-2'], { status: 'unmatched', mismatch_reason: 'no_reference', amount: 4_200 });
   t.notOk(result.lines.some((l: any) => l.entry_reference === '2026112300000001'), 'the pending (PDNG) entry is not imported');
 
-  t.equal(await balanceOf(h, p), 25_000, 'only the exact match credited p');
-  t.equal(await balanceOf(h, q), 37_600, 'the batch transfer credited q');
+  t.equal(await balanceOf(h, p), 20_492, 'only the exact match credited p, net of VAT');
+  t.equal(await balanceOf(h, q), 30_820, 'the batch transfer credited q');
+  const [invoice] = (await as(h, p)('GET', '/v1/invoices')).body.data;
+  t.match(invoice, { top_up: exact.id, net_amount: 20_492, vat_amount: 4_508, total_amount: 25_000, payment: { reference: exact.payment_reference } }, 'the matched transfer is invoiced for what was paid');
   t.equal((await as(h, p)('GET', `/v1/credit/top-ups/${partial.id}`)).body.status, 'pending', 'a partial payment credits nothing');
   t.equal((await as(h, q)('GET', `/v1/credit/top-ups/${untouched.id}`)).body.status, 'pending', 'same amount but no reference: not guessed');
 
   const again = json(await post(xml));
   t.match(again, { entries: 6, matched: 0, unmatched: 0, ignored: 0, already_imported: 6, lines: [] }, 're-import: every entry already known');
-  t.equal(await balanceOf(h, p), 25_000);
-  t.equal(await balanceOf(h, q), 37_600);
+  t.equal(await balanceOf(h, p), 20_492);
+  t.equal(await balanceOf(h, q), 30_820);
   t.equal((await as(h, p)('GET', '/v1/credit/ledger?type=top_up')).body.data.length, 1);
 
   const unmatched = (await as(h, op)('GET', '/v1/operator/bank-statement-lines?status=unmatched&limit=100')).body.data;

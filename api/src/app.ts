@@ -15,6 +15,8 @@ import { ProblemError } from './http/problem.ts';
 import { installValidators } from './http/validation.ts';
 import { newId } from './ids.ts';
 import { creditRoutes } from './modules/credit/routes.ts';
+import { accountRoutes } from './modules/account/routes.ts';
+import { invoiceRoutes } from './modules/invoices/routes.ts';
 import { loadPriceList, type PriceListConfig } from './modules/credit/prices.ts';
 import { customerRoutes } from './modules/customers/routes.ts';
 import { partnerRoutes } from './modules/partners/routes.ts';
@@ -145,6 +147,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await partnerRoutes(scope as App, deps);
     await customerRoutes(scope as App, deps);
     await creditRoutes(scope as App, deps);
+    await accountRoutes(scope as App, deps);
+    await invoiceRoutes(scope as App, deps);
     await domainRoutes(scope as App, deps);
     await mailboxRoutes(scope as App, deps);
     await addonRoutes(scope as App, deps);

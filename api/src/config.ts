@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { normalizePartitaIva, normalizeTaxCode, validateCodiceFiscale, validatePartitaIva } from './modules/customers/tax-codes.ts';
 
 /** Every setting the server reads, validated once at start-up. The README's configuration table mirrors this. */
 export interface AppConfig {
@@ -36,6 +37,8 @@ export interface AppConfig {
   webhooks: WebhookConfig;
   /** Where partners send bank transfers; null when not configured (then top-ups are refused with a 503). */
   bankAccount: BankAccountConfig | null;
+  /** The provider's own fiscal data: the supplier (cedente/prestatore) on every invoice it issues to partners. */
+  invoicing: InvoicingConfig;
 }
 
 /** The provider's bank account, as shown in a pending top-up's payment instructions. */
@@ -73,6 +76,25 @@ function loadBankAccount(env: NodeJS.ProcessEnv, appEnv: AppEnv): BankAccountCon
   if (!/^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$/.test(bic!)) throw new ConfigError(`PROVIDER_BIC must be a BIC of 8 or 11 characters; got '${env.PROVIDER_BIC}'.`);
   if (beneficiary!.length > 70) throw new ConfigError('PROVIDER_BENEFICIARY must be at most 70 characters (the SEPA limit for a name).');
   return { iban: iban!, beneficiary: beneficiary!, bic: bic! };
+}
+
+/** Tax regimes of the FatturaPA schema v1.2.2 (RF03 was withdrawn). */
+export const taxRegimes = ['RF01', 'RF02', 'RF04', 'RF05', 'RF06', 'RF07', 'RF08', 'RF09', 'RF10', 'RF11', 'RF12', 'RF13', 'RF14', 'RF15', 'RF16', 'RF17', 'RF18', 'RF19'] as const;
+
+export interface InvoicingConfig {
+  /** Denominazione, at most 80 Latin-1 characters. */
+  legalName: string;
+  /** Partita IVA, 11 digits; also the SDI transmitter id and the prefix of every FatturaPA file name. */
+  vatNumber: string;
+  /** Codice fiscale; defaults to the VAT number, as for most companies. */
+  taxCode: string;
+  address: { street: string; town: string; postcode: string; province: string; country: 'IT' };
+  /** RegimeFiscale: RF01 is the ordinary regime. */
+  taxRegime: (typeof taxRegimes)[number];
+  /** Printed in Contatti; optional. */
+  email: string | undefined;
+  /** Printed in the payment data; optional. */
+  iban: string | undefined;
 }
 
 export const appEnvs = ['production', 'development'] as const;
@@ -270,6 +292,54 @@ function loadNewsletterConfig(env: NodeJS.ProcessEnv, providerDomains: string[])
   };
 }
 
+/** Characters the FatturaPA schema accepts in its Latin text fields (Basic Latin and Latin-1 Supplement). */
+export const LATIN1_TEXT = /^[\u0020-\u007e\u00a0-\u00ff]+$/;
+
+function loadInvoicingConfig(env: NodeJS.ProcessEnv, providerName: string): InvoicingConfig {
+  const text = (name: string, fallback: string, max: number): string => {
+    const value = (env[name] || fallback).trim();
+    if (!value || value.length > max || !LATIN1_TEXT.test(value)) {
+      throw new ConfigError(`${name} must be 1 to ${max} Latin-1 characters (the FatturaPA schema allows no others); got '${value}'.`);
+    }
+    return value;
+  };
+  const vatNumber = normalizePartitaIva(env.INVOICE_SUPPLIER_VAT_NUMBER || '12345678903');
+  const vat = validatePartitaIva(vatNumber);
+  if (!vat.ok) throw new ConfigError(`INVOICE_SUPPLIER_VAT_NUMBER must be a valid partita IVA: ${vat.reason}; got '${vatNumber}'.`);
+  const taxCode = normalizeTaxCode(env.INVOICE_SUPPLIER_TAX_CODE || vatNumber);
+  const cf = validateCodiceFiscale(taxCode);
+  if (!cf.ok) throw new ConfigError(`INVOICE_SUPPLIER_TAX_CODE must be a valid codice fiscale: ${cf.reason}; got '${taxCode}'.`);
+  const postcode = (env.INVOICE_SUPPLIER_POSTCODE || '20121').trim();
+  if (!/^\d{5}$/.test(postcode)) throw new ConfigError(`INVOICE_SUPPLIER_POSTCODE must be an Italian CAP (five digits); got '${postcode}'.`);
+  const province = (env.INVOICE_SUPPLIER_PROVINCE || 'MI').trim().toUpperCase();
+  if (!/^[A-Z]{2}$/.test(province)) throw new ConfigError(`INVOICE_SUPPLIER_PROVINCE must be a two-letter province code; got '${province}'.`);
+  const taxRegime = (env.INVOICE_SUPPLIER_TAX_REGIME || 'RF01').trim().toUpperCase();
+  if (!(taxRegimes as readonly string[]).includes(taxRegime)) {
+    throw new ConfigError(`INVOICE_SUPPLIER_TAX_REGIME must be one of ${taxRegimes.join(', ')}; got '${taxRegime}'.`);
+  }
+  const email = env.INVOICE_SUPPLIER_EMAIL?.trim() || undefined;
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    throw new ConfigError(`INVOICE_SUPPLIER_EMAIL must be an e-mail address; got '${email}'.`);
+  }
+  const iban = env.INVOICE_SUPPLIER_IBAN?.replace(/\s+/g, '').toUpperCase() || undefined;
+  if (iban !== undefined && !isValidIban(iban)) throw new ConfigError(`INVOICE_SUPPLIER_IBAN must be a valid IBAN (ISO 13616 check digits); got '${iban}'.`);
+  return {
+    legalName: text('INVOICE_SUPPLIER_NAME', providerName, 80),
+    vatNumber,
+    taxCode,
+    address: {
+      street: text('INVOICE_SUPPLIER_STREET', 'Via Example 1', 60),
+      town: text('INVOICE_SUPPLIER_TOWN', 'Milano', 60),
+      postcode,
+      province,
+      country: 'IT',
+    },
+    taxRegime: taxRegime as InvoicingConfig['taxRegime'],
+    email,
+    iban,
+  };
+}
+
 function loadWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
   return {
     workers: integer(env, 'WEBHOOK_WORKERS', 2, 0, 64),
@@ -296,6 +366,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   } catch {
     throw new ConfigError(`PUBLIC_URL must be an absolute URL; got '${publicUrl}'.`);
   }
+  const pec = loadPecConfig(env);
   const appEnv = env.APP_ENV || 'production';
   if (!(appEnvs as readonly string[]).includes(appEnv)) {
     throw new ConfigError(`APP_ENV must be production or development; got '${appEnv}'.`);
@@ -319,9 +390,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     domainDecertifyAfterDays: integer(env, 'DOMAIN_DECERTIFY_AFTER_DAYS', 7, 1, 365),
     jobsIntervalSeconds: integer(env, 'JOBS_INTERVAL_SECONDS', 60, 0, 86_400),
     appEnv: appEnv as AppEnv,
-    pec: loadPecConfig(env),
+    pec,
     newsletter: loadNewsletterConfig(env, providerDomains),
     webhooks: loadWebhookConfig(env),
     bankAccount: loadBankAccount(env, appEnv as AppEnv),
+    invoicing: loadInvoicingConfig(env, pec.providerName),
   };
 }

@@ -6,6 +6,8 @@ export { charge, refund, getBalance, ledgerTotal } from './modules/credit/servic
 export { createTopUp, confirmTopUp, expireTopUps } from './modules/credit/top-ups.ts';
 export { createOperatorKey, OPERATOR_KEY_PREFIX } from './modules/operator/keys.ts';
 export { adjustCredit } from './modules/operator/partners.ts';
+export { getAccount, updateAccount } from './modules/account/service.ts';
+export { issueTopUpInvoice, getInvoice, getInvoiceXml, listInvoices, type InvoiceScope } from './modules/invoices/service.ts';
 export { defaultPriceList } from './modules/credit/prices.ts';
 export { hoistTitledSchemas } from './http/openapi.ts';
 export type { App } from './deps.ts';

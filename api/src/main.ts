@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createPartner } from './modules/partners/service.ts';
 import { adjustCredit } from './modules/operator/partners.ts';
 import { createOperatorKey } from './modules/operator/keys.ts';
+import { updateAccount } from './modules/account/service.ts';
 import { loadPriceList } from './modules/credit/prices.ts';
 import { startSmtpServers } from './pec/smtp-servers.ts';
 import { loadOrCreateTls } from './pec/tls.ts';
@@ -34,6 +35,14 @@ async function main(): Promise<void> {
     const operator = config.appEnv === 'development'
       ? await createOperatorKey(database.db, clock, { actor: 'system' }, { name: 'Development operator (first start)', scope: 'full' })
       : undefined;
+    // Top-ups are invoiced, and an invoice needs the partner's fiscal data: the demo partner gets placeholder data so
+    // it can ask for top-ups. Its welcome credit above is an operator adjustment, not a payment: it has no invoice.
+    await updateAccount(database.db, clock, created.partner.id, {
+      legal_name: 'Demo Partner S.r.l.',
+      vat_number: '01234567897',
+      address: { street: 'Via Roma 1', town: 'Milano', postcode: '20121', province: 'MI', country: 'IT' },
+      e_invoicing: { sdi_code: '0000000', pec: 'fatture@pec.example.it' },
+    });
     return { ...created, operatorSecret: operator?.secret };
   });
 

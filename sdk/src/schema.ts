@@ -187,7 +187,7 @@ export interface paths {
         put?: never;
         /**
          * Ask to add prepaid credit (pay by bank transfer)
-         * @description Creates a `pending` top-up and answers how to pay it: the provider's IBAN, BIC and beneficiary, the exact amount and a unique `payment_reference` to quote in the transfer. Nothing is credited now: the credit comes when the provider sees the money (an operator confirms it or the bank statement matches it), with a `credit.top_up.credited` event. Unpaid top-ups expire after 30 days.
+         * @description Creates a `pending` top-up and answers how to pay it: the provider's IBAN, BIC and beneficiary, the exact amount and a unique `payment_reference` to quote in the transfer. `amount` is the credit, net of VAT; the transfer carries the gross (`bank_transfer.amount`: the credit plus 22 % VAT, as invoiced). Nothing is credited now: the credit comes when the provider sees the money (an operator confirms it or the bank statement matches it), with a `credit.top_up.credited` event and its invoice (`invoice.created`, GET /v1/invoices) in the same transaction. Every credit is invoiced, so your fiscal data must be complete first (PATCH /v1/account), otherwise a 409 `fiscal_data_required` names what is missing. Unpaid top-ups expire after 30 days.
          */
         post: operations["createTopUp"];
         delete?: never;
@@ -242,6 +242,104 @@ export interface paths {
          * @description Mailbox plans (with their quotas), add-ons and domain certification, in euro cents excluding VAT.
          */
         get: operations["listPrices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get your account's fiscal data */
+        get: operations["getAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set the fiscal data the provider invoices you with
+         * @description Legal name, partita IVA, codice fiscale, address and the e-invoicing channel (SDI code or PEC). Checked as for customers (checksums, CAP, province) and against the FatturaPA limits (lengths, Latin-1 text). Every credited top-up is invoiced with the data as it is at that moment.
+         */
+        patch: operations["updateAccount"];
+        trace?: never;
+    };
+    "/v1/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your invoices, newest first
+         * @description The provider issues one invoice for every credited top-up: the credit is the taxable amount, plus 22 % VAT.
+         */
+        get: operations["listInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an invoice */
+        get: operations["getInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{id}/xml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the FatturaPA electronic invoice
+         * @description The XML file (FatturaElettronica v1.2.2, FPR12) as issued, named per the SDI convention in `Content-Disposition`.
+         */
+        get: operations["getInvoiceXml"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{id}/html": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A readable, printable copy of an invoice (Italian)
+         * @description The courtesy copy (copia di cortesia) of the electronic invoice: HTML without script, printable.
+         */
+        get: operations["getInvoiceHtml"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1962,6 +2060,49 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Account
+         * @description The partner's own account: the fiscal data the provider invoices it with.
+         */
+        Account: {
+            /** @description The partner's id (`ptn_…`). */
+            id: string;
+            /** @enum {string} */
+            object: "account";
+            /** @description The name the provider knows the partner by. */
+            name: string;
+            legal_name: string | null;
+            vat_number: string | null;
+            tax_code: string | null;
+            address: components["schemas"]["FiscalAddress"] | null;
+            e_invoicing: components["schemas"]["AccountEInvoicingView"] | null;
+            /** @description Whether the data is complete for an invoice: credit can be added only then. */
+            invoicing_ready: boolean;
+            /** @description What an invoice still needs. */
+            missing_fields: string[];
+            updated_at: string | null;
+        };
+        /** AccountEInvoicing */
+        AccountEInvoicing: {
+            sdi_code?: string | null;
+            pec?: string | null;
+        };
+        /** AccountEInvoicingView */
+        AccountEInvoicingView: {
+            sdi_code: string | null;
+            pec: string | null;
+        };
+        /**
+         * AccountUpdate
+         * @description Only the fields sent change; null clears one. Nested objects are replaced whole.
+         */
+        AccountUpdate: {
+            legal_name?: string | null;
+            vat_number?: string | null;
+            tax_code?: string | null;
+            address?: components["schemas"]["FiscalAddress"] | null;
+            e_invoicing?: components["schemas"]["AccountEInvoicing"] | null;
+        };
         /** AddonCancellation */
         AddonCancellation: {
             when: "now" | "renewal";
@@ -2136,7 +2277,7 @@ export interface components {
             iban: string;
             bic: string;
             beneficiary: string;
-            /** @description Euro cents. */
+            /** @description Euro cents to transfer, exactly: the credit plus 22 % VAT (rounded half up to the cent, as on the invoice). */
             amount: number;
             /** @enum {string} */
             currency: "EUR";
@@ -2672,7 +2813,7 @@ export interface components {
          * EventType
          * @enum {unknown}
          */
-        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
+        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "account.updated" | "invoice.created" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
         /** FieldError */
         FieldError: {
             /** @description JSON pointer (RFC 6901) to the invalid value, e.g. `/address/postcode`. */
@@ -2681,6 +2822,18 @@ export interface components {
             /** @description Stable machine code of this field error, e.g. `required`, `invalid_format`. */
             code: string;
             detail: string;
+        };
+        /** FiscalAddress */
+        FiscalAddress: {
+            /** @description Street and number (Indirizzo), at most 60 Latin-1 characters. */
+            street: string;
+            /** @description Comune. */
+            town: string;
+            /** @description CAP: five digits. */
+            postcode: string;
+            province: string | null;
+            /** @description ISO 3166-1 alpha-2; only `IT` is accepted for now. */
+            country: string;
         };
         /** Health */
         Health: {
@@ -2749,6 +2902,98 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             activated_mailboxes: number;
+        };
+        /** Invoice */
+        Invoice: {
+            /** @description Prefixed `inv_`. */
+            id: string;
+            /** @enum {string} */
+            object: "invoice";
+            /** @description `YYYY/NNNNNN`: numbered per calendar year (Europe/Rome) without gaps. */
+            number: string;
+            /**
+             * Format: date
+             * @description Date of issue in Italy (Europe/Rome).
+             */
+            issue_date: string;
+            /** Format: date-time */
+            issued_at: string;
+            /** @description The credited top-up this invoice is for. */
+            top_up: string;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @description Taxable amount in euro cents: the credit added (the ledger is net of VAT). */
+            net_amount: number;
+            /** @description VAT rate in percent (22). */
+            vat_rate: number;
+            /** @description VAT in euro cents, rounded half up to the cent. */
+            vat_amount: number;
+            /** @description net_amount + vat_amount: what the partner pays. */
+            total_amount: number;
+            lines: components["schemas"]["InvoiceLine"][];
+            customer: components["schemas"]["InvoiceCustomer"];
+            supplier: components["schemas"]["InvoiceSupplier"];
+            payment: components["schemas"]["InvoicePayment"];
+            /** @description Name of the FatturaPA file per the SDI convention: `IT<VAT>_<progressive>.xml`. */
+            file_name: string;
+            /** @description The partner invoiced. */
+            partner: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
+         * InvoiceCustomer
+         * @description The partner's fiscal data as it was when the invoice was issued.
+         */
+        InvoiceCustomer: {
+            legal_name: string;
+            vat_number: string;
+            tax_code: string | null;
+            address: components["schemas"]["FiscalAddress"];
+            e_invoicing: components["schemas"]["InvoiceEInvoicing"];
+        };
+        /** InvoiceEInvoicing */
+        InvoiceEInvoicing: {
+            sdi_code: string | null;
+            pec: string | null;
+        };
+        /** InvoiceLine */
+        InvoiceLine: {
+            description: string;
+            quantity: number;
+            /** @description Euro cents excluding VAT. */
+            unit_amount: number;
+            /** @description Euro cents excluding VAT. */
+            net_amount: number;
+            vat_rate: number;
+        };
+        /** InvoiceList */
+        InvoiceList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["Invoice"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** InvoicePayment */
+        InvoicePayment: {
+            method: "bank_transfer" | "card";
+            reference: string;
+            /** Format: date-time */
+            paid_at: string;
+        };
+        /**
+         * InvoiceSupplier
+         * @description The provider, as it was when the invoice was issued.
+         */
+        InvoiceSupplier: {
+            legal_name: string;
+            vat_number: string;
+            tax_code: string | null;
+            address: components["schemas"]["FiscalAddress"];
+            /** @description RegimeFiscale, e.g. `RF01`. */
+            tax_regime: string;
         };
         /** JsonWebKeySet */
         JsonWebKeySet: {
@@ -3898,7 +4143,7 @@ export interface components {
             object: "top_up";
             /** @description The partner that asked for it. */
             partner: string;
-            /** @description Euro cents to transfer, exactly. */
+            /** @description Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` is the gross to pay). */
             amount: number;
             /** @enum {string} */
             currency: "EUR";
@@ -5320,6 +5565,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Payload too large */
             413: {
                 headers: {
@@ -5533,6 +5787,408 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The partner's own account: the fiscal data the provider invoices it with. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Account"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Only the fields sent change; null clears one. Nested objects are replaced whole. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AccountUpdate"];
+            };
+        };
+        responses: {
+            /** @description The partner's own account: the fiscal data the provider invoices it with. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Account"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                /** @description Only invoices numbered in this year. */
+                year?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInvoiceXml: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The FatturaPA file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInvoiceHtml: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The readable copy. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import { buildApp, createOperatorKey, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
-import { connect, type Database } from '@pec-partner/db';
+import { connect, partnerFiscalData, type Database } from '@pec-partner/db';
 import type { VirusScanner } from '../../api/src/pec/virus-scanner.ts';
 import { freshDatabase } from './database.ts';
 
@@ -8,13 +8,24 @@ export interface Harness {
   app: App;
   database: Database;
   clock: ManualClock;
-  /** A new partner (tenant) with its secret key and ready-made Authorization headers. */
-  partner(name?: string): Promise<TestPartner>;
+  /**
+   * A new partner (tenant) with its secret key and ready-made Authorization headers. It has complete fiscal data
+   * (every top-up is invoiced, which needs them) unless `fiscalData: false`.
+   */
+  partner(name?: string, options?: { fiscalData?: boolean }): Promise<TestPartner>;
   /** A new operator key (the provider's staff) with this scope, made as the CLI makes the first one. */
   operator(scope?: 'read_only' | 'billing' | 'full'): Promise<TestOperator>;
   /** Listens on a loopback port (for the SDK and raw HTTP clients) and returns the base URL. */
   listen(): Promise<string>;
 }
+
+/** The fiscal data test partners get: a valid partita IVA, an Italian address and an SDI code. */
+export const TEST_FISCAL_DATA = {
+  legal_name: 'Rivenditore di Prova S.r.l.',
+  vat_number: '01234567897',
+  address: { street: 'Via Torino 10', town: 'Milano', postcode: '20123', province: 'MI', country: 'IT' },
+  e_invoicing: { sdi_code: 'M5UXCR1' },
+};
 
 /** Days in milliseconds, for moving the clock. */
 export const DAYS = 86_400_000;
@@ -71,8 +82,19 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
     app,
     database,
     clock,
-    partner: async (name = 'Test partner') => {
+    partner: async (name = 'Test partner', { fiscalData = true } = {}) => {
       const { partner, key, secret } = await createPartner(database.db, clock, name);
+      // Written directly (no account.updated event), so suites that count events see only their own.
+      if (fiscalData) {
+        await database.db.insert(partnerFiscalData).values({
+          partnerId: partner.id,
+          legalName: TEST_FISCAL_DATA.legal_name,
+          vatNumber: TEST_FISCAL_DATA.vat_number,
+          address: TEST_FISCAL_DATA.address,
+          sdiCode: TEST_FISCAL_DATA.e_invoicing.sdi_code,
+          updatedAt: clock.now(),
+        });
+      }
       return { id: partner.id, secret, apiKeyId: key.id, headers: { authorization: `Bearer ${secret}` } };
     },
     operator: async (scope = 'full') => {

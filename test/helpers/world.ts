@@ -65,6 +65,9 @@ export async function buildWorld(h: Harness, name: string): Promise<World> {
   const message = messages.data[0]?.id;
   if (!message) throw new Error(`${name}: no sent message`);
   const events = await must('events', client.get('/v1/events?limit=1'));
+  // The credit above was a pending top-up confirmed by an operator, which issued its invoice.
+  const invoices = await must('invoices', client.get('/v1/invoices?limit=1'));
+  if (!invoices.data[0]) throw new Error(`${name}: the confirmed top-up issued no invoice`);
   const pending = await must('pending top-up', client.post('/v1/credit/top-ups', { amount: 1_000, currency: 'EUR' }));
   const operator = await h.operator('full');
   const spareOperatorKey = await h.operator('read_only');
@@ -74,6 +77,7 @@ export async function buildWorld(h: Harness, name: string): Promise<World> {
       customer, domain: domain.id, mailbox: mailbox.id, otherMailbox: other.id, addon: addon.id, delegation: delegation.id,
       supervisor: supervisor.id, contact: contact.id, list: list.id, campaign: campaign.id, endpoint: endpoint.id,
       message, event: events.data[0].id, apiKey: secondKey.id, partner: partner.id, topUp: pending.id, operatorKey: spareOperatorKey.id,
+      invoice: invoices.data[0].id,
     },
     holderAuth,
     operatorHeaders: operator.headers,
@@ -93,7 +97,7 @@ export function idFor(world: World, path: string, param: string): string {
   const byCollection: Record<string, string> = {
     'api-keys': 'apiKey', customers: 'customer', domains: 'domain', mailboxes: 'mailbox', addons: 'addon', delegations: 'delegation',
     supervisors: 'supervisor', supervisions: 'supervisor', contacts: 'contact', members: 'contact', lists: 'list', campaigns: 'campaign',
-    messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint', 'top-ups': 'topUp', partners: 'partner',
+    messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint', 'top-ups': 'topUp', partners: 'partner', invoices: 'invoice',
   };
   if (path.startsWith('/v1/supervisors/') && param === 'mailbox') return world.ids.otherMailbox!;
   if (path.startsWith('/v1/operator/api-keys/')) return world.ids.operatorKey!;

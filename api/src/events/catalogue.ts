@@ -61,6 +61,9 @@ export const eventTypes = {
   'partner.suspended':
     "The provider suspended your account (`suspension_reason`): API keys and tokens are refused until it is reactivated; mailboxes keep working.",
   'partner.reactivated': 'The provider reactivated your suspended account.',
+  'account.updated': "The partner's fiscal data changed (`data.object` is the account, as GET /v1/account shows it).",
+  'invoice.created':
+    'An invoice was issued for credited money, in the same transaction as the credit (`data.object` is the invoice; its FatturaPA file is at GET /v1/invoices/{id}/xml).',
 
   'newsletter_campaign.created': 'A newsletter campaign was drafted.',
   'newsletter_campaign.updated': 'A campaign changed (content, list, schedule).',

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyRequest } from 'fastify';
 import {
-  apiKeys, customers, delegations, domains, events, mailboxAddons, mailboxes, mailboxMessages, newsletterCampaigns,
+  apiKeys, customers, delegations, domains, events, invoices, mailboxAddons, mailboxes, mailboxMessages, newsletterCampaigns,
   newsletterContacts, newsletterLists, supervisors, topUps, webhookEndpoints, type Db,
 } from '@pec-partner/db';
 import { notFound, type ProblemError } from './problem.ts';
@@ -22,6 +22,7 @@ const resources: Record<string, { table: PgTable; owner: 'partner' | 'mailbox'; 
   evt: { table: events, owner: 'partner', what: 'event' },
   we: { table: webhookEndpoints, owner: 'partner', what: 'webhook endpoint' },
   top: { table: topUps, owner: 'partner', what: 'top-up' },
+  inv: { table: invoices, owner: 'partner', what: 'invoice' },
   nlc: { table: newsletterContacts, owner: 'mailbox', what: 'contact' },
   nll: { table: newsletterLists, owner: 'mailbox', what: 'list' },
   nlm: { table: newsletterCampaigns, owner: 'mailbox', what: 'campaign' },

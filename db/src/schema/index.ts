@@ -11,3 +11,4 @@ export * from './addons.ts';
 export * from './events.ts';
 export * from './operator.ts';
 export * from './payments.ts';
+export * from './invoices.ts';

@@ -75,7 +75,7 @@ export const TopUp = Type.Object(
     id: Type.String({ description: 'Prefixed `top_`.' }),
     object: Type.Literal('top_up'),
     partner: Type.String({ description: 'The partner that asked for it.' }),
-    amount: Type.Integer({ description: 'Euro cents to transfer, exactly.' }),
+    amount: Type.Integer({ description: 'Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` is the gross to pay).' }),
     currency: Type.Literal('EUR'),
     method: Type.Literal('bank_transfer'),
     status: Type.Enum(topUpStatuses, {
@@ -89,7 +89,7 @@ export const TopUp = Type.Object(
         iban: Type.String(),
         bic: Type.String(),
         beneficiary: Type.String(),
-        amount: Type.Integer({ description: 'Euro cents.' }),
+        amount: Type.Integer({ description: 'Euro cents to transfer, exactly: the credit plus 22 % VAT (rounded half up to the cent, as on the invoice).' }),
         currency: Type.Literal('EUR'),
         reference: Type.String({ description: 'The remittance information to quote (the `payment_reference`).' }),
       },
@@ -137,11 +137,15 @@ export async function creditRoutes(app: App, { db, clock, prices, config }: AppD
       summary: 'Ask to add prepaid credit (pay by bank transfer)',
       description:
         'Creates a `pending` top-up and answers how to pay it: the provider\'s IBAN, BIC and beneficiary, the exact ' +
-        'amount and a unique `payment_reference` to quote in the transfer. Nothing is credited now: the credit comes ' +
-        'when the provider sees the money (an operator confirms it or the bank statement matches it), with a ' +
-        '`credit.top_up.credited` event. Unpaid top-ups expire after 30 days.',
+        'amount and a unique `payment_reference` to quote in the transfer. `amount` is the credit, net of VAT; the ' +
+        'transfer carries the gross (`bank_transfer.amount`: the credit plus 22 % VAT, as invoiced). Nothing is ' +
+        'credited now: the credit comes when the provider sees the money (an operator confirms it or the bank ' +
+        'statement matches it), with a `credit.top_up.credited` event and its invoice (`invoice.created`, ' +
+        'GET /v1/invoices) in the same transaction. Every credit is invoiced, so your fiscal data must be complete ' +
+        'first (PATCH /v1/account), otherwise a 409 `fiscal_data_required` names what is missing. Unpaid top-ups ' +
+        'expire after 30 days.',
       body: TopUpRequest,
-      response: { 201: TopUp, ...problemResponses(422, 503) },
+      response: { 201: TopUp, ...problemResponses(409, 422, 503) },
     },
   }, async (request, reply) => {
     const { partnerId } = partnerOf(request);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import { topUps, type DbOrTx, type TopUpStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
-import type { BankAccountConfig } from '../../config.ts';
+import type { BankAccountConfig, InvoicingConfig } from '../../config.ts';
 import { newId } from '../../ids.ts';
 import { conflict, notFound, ProblemError } from '../../http/problem.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
@@ -12,6 +12,9 @@ import { currentRequest } from '../../events/request-context.ts';
 import type { EventType } from '../../events/catalogue.ts';
 import { recordAudit, type AuditActorRef } from '../operator/audit.ts';
 import { postMovement, formatEuro } from './service.ts';
+import { invoiceCustomer } from '../account/service.ts';
+import { issueTopUpInvoice } from '../invoices/service.ts';
+import { grossCents } from '../invoices/money.ts';
 
 /** A pending top-up waits this long for its money, then the daily task marks it `expired`. */
 export const TOP_UP_EXPIRES_AFTER_DAYS = 30;
@@ -45,6 +48,7 @@ export type TopUpView = {
   id: string;
   object: 'top_up';
   partner: string;
+  /** The credit, net of VAT. */
   amount: number;
   currency: 'EUR';
   method: 'bank_transfer';
@@ -78,7 +82,7 @@ export function topUpView(row: Row, bank: BankAccountConfig | null): TopUpView {
     partner_reference: row.partnerReference,
     description: row.description,
     bank_transfer: bank
-      ? { iban: bank.iban, bic: bank.bic, beneficiary: bank.beneficiary, amount: row.amountCents, currency: 'EUR', reference: row.paymentReference }
+      ? { iban: bank.iban, bic: bank.bic, beneficiary: bank.beneficiary, amount: grossCents(row.amountCents), currency: 'EUR', reference: row.paymentReference }
       : null,
     expires_at: row.expiresAt.toISOString(),
     credited_at: row.creditedAt?.toISOString() ?? null,
@@ -107,7 +111,11 @@ export interface CreateTopUp {
   requestId?: string | null;
 }
 
-/** A pending top-up with a fresh reference; nothing is credited until the provider sees the money. */
+/**
+ * A pending top-up with a fresh reference; nothing is credited until the provider sees the money. Every credited
+ * top-up is invoiced, so a partner whose fiscal data is incomplete is refused here (409 `fiscal_data_required`),
+ * before it can send money that could not be invoiced.
+ */
 export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, input: CreateTopUp): Promise<TopUpView> {
   if (!bank) {
     throw new ProblemError(503, 'payment_method_unavailable', 'Service unavailable',
@@ -116,6 +124,7 @@ export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountCon
   for (let attempt = 0; ; attempt++) {
     try {
       return await db.transaction(async (tx) => {
+        await invoiceCustomer(tx, input.partnerId);
         const now = clock.now();
         const [row] = await tx
           .insert(topUps)
@@ -198,10 +207,10 @@ export interface Confirmation {
 /**
  * Credits a top-up exactly once. The top-up row is locked first, so of concurrent confirmations (operators,
  * statement imports) one credits and the others find it `credited` and return it unchanged; the status change,
- * the ledger entry, the events and the audit entry are one transaction.
+ * the ledger entry, the invoice, the events and the audit entry are one transaction.
  */
 export async function confirmTopUp(
-  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, by: AuditActorRef, id: string, confirmation: Confirmation,
+  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, invoicing: InvoicingConfig, by: AuditActorRef, id: string, confirmation: Confirmation,
 ): Promise<{ topUp: TopUpView; credited: boolean }> {
   return db.transaction(async (tx) => {
     const row = await lockTopUp(tx, id);
@@ -215,6 +224,15 @@ export async function confirmTopUp(
       item: { type: 'top_up', id: row.id },
       requestId: currentRequest()?.id ?? null,
     }, row.paymentReference);
+    // The invoice for the money received, in this transaction: no credit without its invoice, and the reverse.
+    await issueTopUpInvoice(tx, clock, invoicing, {
+      partnerId: row.partnerId,
+      topUpId: row.id,
+      amountCents: row.amountCents,
+      creditedAt: new Date(entry.created_at),
+      paymentReference: row.paymentReference,
+      paymentMethod: 'bank_transfer',
+    });
     const now = clock.now();
     const [updated] = await tx
       .update(topUps)

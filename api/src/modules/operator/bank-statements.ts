@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { and, desc, eq, lt } from 'drizzle-orm';
 import { bankStatementLines, bankStatements, topUps, type BankStatementLineStatus, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
-import type { BankAccountConfig } from '../../config.ts';
+import type { BankAccountConfig, InvoicingConfig } from '../../config.ts';
 import { newId } from '../../ids.ts';
 import { ProblemError } from '../../http/problem.ts';
 import { confirmTopUp, referencesIn, topUpsByReference } from '../credit/top-ups.ts';
+import { grossCents } from '../invoices/money.ts';
 import { recordAudit, type AuditActorRef } from './audit.ts';
 import { CamtError, parseCamt053, type StatementEntry } from './camt053.ts';
 
@@ -81,7 +82,8 @@ async function decide(tx: DbOrTx, entry: StatementEntry): Promise<Decision> {
   if (candidates.length > 1) return { status: 'unmatched', reason: 'several_references' };
   const [topUp] = await tx.select().from(topUps).where(eq(topUps.id, candidates[0]!.id)).for('update');
   if (entry.currency !== topUp!.currency) return { status: 'unmatched', reason: 'currency_mismatch' };
-  if (entry.amountCents !== topUp!.amountCents) return { status: 'unmatched', reason: 'amount_mismatch' };
+  // The partner pays the gross (the credit plus VAT, as invoiced): that is what the transfer must carry.
+  if (entry.amountCents !== grossCents(topUp!.amountCents)) return { status: 'unmatched', reason: 'amount_mismatch' };
   if (topUp!.status !== 'pending') return { status: 'unmatched', reason: `top_up_${topUp!.status}` };
   return { status: 'matched', topUpId: topUp!.id };
 }
@@ -93,7 +95,7 @@ async function decide(tx: DbOrTx, entry: StatementEntry): Promise<Decision> {
  * the top-up it matches (exactly once: the top-up row is locked, as for an operator's confirmation).
  */
 export async function importBankStatement(
-  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, by: AuditActorRef, xml: string,
+  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, invoicing: InvoicingConfig, by: AuditActorRef, xml: string,
 ): Promise<ImportResult> {
   let parsed;
   try {
@@ -140,12 +142,20 @@ export async function importBankStatement(
         .onConflictDoNothing()
         .returning({ id: bankStatementLines.id });
       if (!claimed) return null;
-      const decision = await decide(tx, entry);
+      let decision = await decide(tx, entry);
       if (decision.status === 'matched') {
-        await confirmTopUp(tx, clock, bank, by, decision.topUpId, {
-          reason: `Bank transfer matched on statement ${parsed.messageId}, entry ${entry.reference}`,
-          source: { type: 'bank_statement_line', id: lineId },
-        });
+        try {
+          // A nested transaction (a savepoint): if the credit cannot be made, the line is still recorded.
+          await confirmTopUp(tx, clock, bank, invoicing, by, decision.topUpId, {
+            reason: `Bank transfer matched on statement ${parsed.messageId}, entry ${entry.reference}`,
+            source: { type: 'bank_statement_line', id: lineId },
+          });
+        } catch (error) {
+          // The partner cleared its fiscal data after asking for the top-up: no invoice, so no credit yet; an
+          // operator confirms the top-up once the data is complete again.
+          if (!(error instanceof ProblemError && error.code === 'fiscal_data_required')) throw error;
+          decision = { status: 'unmatched', reason: 'fiscal_data_required' };
+        }
       }
       const [row] = await tx
         .update(bankStatementLines)

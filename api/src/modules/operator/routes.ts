@@ -300,7 +300,7 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
       response: { 200: TopUp, ...problemResponses(403, 404, 409) },
     },
   }, async (request) => {
-    const { topUp } = await confirmTopUp(db, clock, bank, auditActorOf(operatorOf(request, 'billing')), request.params.id, { reason: request.body.reason });
+    const { topUp } = await confirmTopUp(db, clock, bank, config.invoicing, auditActorOf(operatorOf(request, 'billing')), request.params.id, { reason: request.body.reason });
     return topUp;
   });
 
@@ -349,7 +349,7 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
     if (typeof request.body !== 'string') {
       throw new ProblemError(415, 'unsupported_media_type', 'Unsupported media type', 'Send the CAMT.053 statement with Content-Type: application/xml.');
     }
-    const result = await importBankStatement(db, clock, bank, auditActorOf(operatorOf(request, 'billing')), request.body);
+    const result = await importBankStatement(db, clock, bank, config.invoicing, auditActorOf(operatorOf(request, 'billing')), request.body);
     return reply.code(201).send(result);
   });
 
