@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { buildApp, createPartner, loadConfig, systemClock, type App } from '@pec-partner/api';
-import { TEST_BANK } from './helpers/harness.ts';
-import { connect, runMigrations, startEmbeddedPostgres, WORKER_LOCK_NAMESPACE, type Database } from '@pec-partner/db';
+import { TEST_BANK, TEST_FISCAL_DATA } from './helpers/harness.ts';
+import { connect, partnerFiscalData, runMigrations, startEmbeddedPostgres, WORKER_LOCK_NAMESPACE, type Database } from '@pec-partner/db';
 import { enqueue, JobQueue } from '../api/src/pec/queue.ts';
 
 /** Far below a client's usual 10 s timeout; the design answers in milliseconds. */
@@ -141,6 +141,11 @@ t.teardown(async () => {
   await primary.database.close();
 });
 const partner = await createPartner(primary.database.db, systemClock, 'Outage partner');
+// Top-ups are invoiced, which needs the partner's fiscal data (as the harness gives every partner).
+await primary.database.db.insert(partnerFiscalData).values({
+  partnerId: partner.partner.id, legalName: TEST_FISCAL_DATA.legal_name, vatNumber: TEST_FISCAL_DATA.vat_number,
+  address: TEST_FISCAL_DATA.address, sdiCode: TEST_FISCAL_DATA.e_invoicing.sdi_code, updatedAt: new Date(),
+});
 const auth = { authorization: `Bearer ${partner.secret}` };
 
 interface Answer {
