@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { newId } from '../ids.ts';
 import { sendProblem } from './errors.ts';
-import { ProblemError, problemType, type FieldError } from './problem.ts';
+import { invalid, ProblemError, problemType, type FieldError } from './problem.ts';
+import { escapePointer } from './validation.ts';
 
 /**
  * Input that no route can use is refused here, once for every route, before any of it reaches a service, a log
@@ -19,17 +20,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 type Location = FieldError['location'];
 
-const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
-
 /** Why a string cannot be accepted, or undefined when it is fine. */
 function textProblem(value: string): { code: string; detail: string } | undefined {
   if (value.includes('\u0000')) return { code: 'invalid_character', detail: 'must not contain the NUL character (U+0000)' };
   if (LONE_SURROGATE.test(value)) return { code: 'invalid_encoding', detail: 'must be well-formed Unicode text' };
   return undefined;
 }
-
-const refuse = (errors: FieldError[], detail: string): ProblemError =>
-  new ProblemError(400, 'validation_error', 'Invalid request', detail, { errors });
 
 /**
  * Walks a parsed value without recursion (a hostile body must not exhaust the stack) and reports the first bad
@@ -97,7 +93,7 @@ export function parseForm(body: string): Record<string, string> {
     try {
       out[decodeComponent(equals < 0 ? pair : pair.slice(0, equals))] = equals < 0 ? '' : decodeComponent(pair.slice(equals + 1));
     } catch {
-      throw refuse([{ pointer: '/', location: 'body', code: 'invalid_encoding', detail: 'is not valid percent-encoded UTF-8' }], 'The form body is not valid percent-encoded UTF-8.');
+      throw invalid([{ pointer: '/', location: 'body', code: 'invalid_encoding', detail: 'is not valid percent-encoded UTF-8' }], 'The form body is not valid percent-encoded UTF-8.');
     }
   }
   return out;
@@ -120,7 +116,7 @@ export function installInputHygiene(app: FastifyInstance): void {
     const buffer = body as Buffer;
     if (buffer.length === 0) return done(null, undefined);
     if (!isUtf8(buffer)) {
-      return done(refuse([{ pointer: '/', location: 'body', code: 'invalid_encoding', detail: 'is not valid UTF-8' }], 'The request body is not valid UTF-8.'), undefined);
+      return done(invalid([{ pointer: '/', location: 'body', code: 'invalid_encoding', detail: 'is not valid UTF-8' }], 'The request body is not valid UTF-8.'), undefined);
     }
     parseJson(request, buffer.toString('utf8'), done);
   });
@@ -128,9 +124,9 @@ export function installInputHygiene(app: FastifyInstance): void {
   // Path and query, before authentication looks anything up with them.
   app.addHook('onRequest', async (request) => {
     const encoding = queryEncodingError(request.raw.url ?? '');
-    if (encoding) throw refuse([encoding], 'The query string is not valid percent-encoded UTF-8.');
+    if (encoding) throw invalid([encoding], 'The query string is not valid percent-encoded UTF-8.');
     const bad = inspectValue(request.params, 'path') ?? inspectValue(request.query, 'query');
-    if (bad) throw refuse([bad], bad.location === 'path' ? 'A path parameter has invalid characters.' : 'A query parameter has invalid characters.');
+    if (bad) throw invalid([bad], bad.location === 'path' ? 'A path parameter has invalid characters.' : 'A query parameter has invalid characters.');
   });
 
   app.addHook('preValidation', async (request) => {
@@ -140,7 +136,7 @@ export function installInputHygiene(app: FastifyInstance): void {
       return;
     }
     const bad = inspectValue(request.body, 'body');
-    if (bad) throw refuse([bad], bad.code === 'too_deep' ? 'The request body is nested too deeply.' : 'The request body has invalid characters.');
+    if (bad) throw invalid([bad], bad.code === 'too_deep' ? 'The request body is nested too deeply.' : 'The request body has invalid characters.');
   });
 }
 

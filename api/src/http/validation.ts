@@ -31,7 +31,8 @@ const locations: Record<string, FieldError['location']> = {
   headers: 'header',
 };
 
-function escapePointer(segment: string): string {
+/** One JSON-pointer segment (RFC 6901): `~` and `/` escaped. */
+export function escapePointer(segment: string): string {
   return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
