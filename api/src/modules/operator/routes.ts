@@ -48,6 +48,7 @@ const Partner = Type.Object(
     status: Type.Enum(partnerStatuses),
     suspended_at: Nullable(Type.String({ format: 'date-time' })),
     suspension_reason: Nullable(Type.String()),
+    price_list: Type.String({ description: 'The price list it pays (`pl_…`; `pl_default` unless one was assigned).' }),
     balance: Type.Integer({ description: 'Euro cents of prepaid credit.' }),
     currency: Type.Literal('EUR'),
     created_at: Type.String({ format: 'date-time' }),
