@@ -17,8 +17,6 @@ import { newId } from './ids.ts';
 import { creditRoutes } from './modules/credit/routes.ts';
 import { accountRoutes } from './modules/account/routes.ts';
 import { invoiceRoutes } from './modules/invoices/routes.ts';
-import { loadPriceList, type PriceListConfig } from './modules/credit/prices.ts';
-import { ensureDefaultPriceList } from './modules/credit/price-lists.ts';
 import { customerRoutes } from './modules/customers/routes.ts';
 import { partnerRoutes } from './modules/partners/routes.ts';
 import { TokenService } from './modules/partners/tokens.ts';
@@ -58,8 +56,6 @@ export interface BuildOptions {
   db: Db;
   config: AppConfig;
   clock?: Clock;
-  /** The default price list's document (as PRICES_FILE would give it); default: PRICES_FILE or the built-in list. */
-  prices?: PriceListConfig;
   logger?: FastifyServerOptions['logger'];
   scanner?: VirusScanner;
 }
@@ -69,10 +65,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const { db, config } = options;
   const clock = options.clock ?? systemClock;
   const tokens = new TokenService(db, clock, config.publicUrl, config.oauthTokenTtlSeconds);
+  // Prices are in the database (price lists): the start-up (main.ts, or a test's harness) seeds the default list
+  // with ensureDefaultPriceList before serving; building the app itself touches no data.
   const deps: AppDeps = { db, clock, config, tokens };
-  // The default price list (`pl_default`) holds the configured prices: recorded on the first start, a new version
-  // when the configuration changed since (several processes may start at once: the seeding is serialised).
-  await ensureDefaultPriceList(db, clock, options.prices ?? loadPriceList(config.pricesFile));
 
   const app = Fastify({
     logger: options.logger ?? {
