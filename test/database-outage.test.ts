@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
-import { buildApp, createPartner, loadConfig, systemClock, type App } from '@pec-partner/api';
+import { buildApp, createPartner, ensureDefaultPriceList, loadConfig, loadPriceList, systemClock, type App } from '@pec-partner/api';
 import { TEST_BANK, TEST_FISCAL_DATA } from './helpers/harness.ts';
 import { connect, partnerFiscalData, runMigrations, startEmbeddedPostgres, WORKER_LOCK_NAMESPACE, type Database } from '@pec-partner/db';
 import { enqueue, JobQueue } from '../api/src/pec/queue.ts';
@@ -130,6 +130,7 @@ const config = loadConfig({
 
 async function startApp(): Promise<{ app: App; database: Database; base: string }> {
   const database = connect(databaseUrl);
+  await ensureDefaultPriceList(database.db, systemClock, loadPriceList(config.pricesFile));
   const app = await buildApp({ db: database.db, config, logger: process.env.TEST_LOG ? { level: 'error' } : false });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, database, base };

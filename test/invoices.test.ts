@@ -131,6 +131,7 @@ t.test('a credited top-up issues one invoice: net credit + 22 % VAT, the partner
 });
 
 t.test('the FatturaPA file is valid against the official v1.2.1 schema, and the same validator catches a broken one', async (t) => {
+  // The IBAN printed is PROVIDER_IBAN (the harness's bank account); the deprecated INVOICE_SUPPLIER_IBAN may repeat it.
   const h = await harness(t, { env: { INVOICE_SUPPLIER_IBAN: 'IT60 X054 2811 1010 0000 0123 456', INVOICE_SUPPLIER_EMAIL: 'fatture@example.it' } });
   const p = await h.partner('Rossi', { fiscalData: false });
   const c = client(h, p);
@@ -347,8 +348,12 @@ t.test("the provider's fiscal data is validated at start-up", async (t) => {
   fails({ INVOICE_SUPPLIER_TAX_CODE: 'RSSMRA85T10A562X' }, /INVOICE_SUPPLIER_TAX_CODE/);
   fails({ INVOICE_SUPPLIER_TAX_REGIME: 'RF03' }, /INVOICE_SUPPLIER_TAX_REGIME must be one of RF01, RF02, RF04/);
   fails({ INVOICE_SUPPLIER_POSTCODE: '2012' }, /INVOICE_SUPPLIER_POSTCODE/);
-  fails({ INVOICE_SUPPLIER_IBAN: 'IT60X0542811101000000123457' }, /INVOICE_SUPPLIER_IBAN must be a valid IBAN/);
+  fails({ INVOICE_SUPPLIER_IBAN: 'IT60X0542811101000000123457' }, /INVOICE_SUPPLIER_IBAN is replaced by PROVIDER_IBAN/);
   fails({ INVOICE_SUPPLIER_NAME: 'Ditta 北京' }, /INVOICE_SUPPLIER_NAME must be 1 to 80 Latin-1 characters/);
   t.ok(ConfigError);
-  t.equal(loadConfig({ ...env, INVOICE_SUPPLIER_IBAN: 'it60 x054 2811 1010 0000 0123 456', INVOICE_SUPPLIER_VAT_NUMBER: 'IT01234567897' }).invoicing.iban, 'IT60X0542811101000000123456');
+  // One account: the invoices print the IBAN top-ups are paid into; the old name is accepted only for that same account.
+  const bank = { PROVIDER_IBAN: 'it60 x054 2811 1010 0000 0123 456', PROVIDER_BENEFICIARY: 'PEC Partner S.p.A.', PROVIDER_BIC: 'BPMOIT22XXX' };
+  t.equal(loadConfig({ ...env, ...bank, INVOICE_SUPPLIER_VAT_NUMBER: 'IT01234567897' }).invoicing.iban, 'IT60X0542811101000000123456');
+  t.equal(loadConfig({ ...env, ...bank, INVOICE_SUPPLIER_IBAN: 'IT60 X054 2811 1010 0000 0123 456' }).invoicing.iban, 'IT60X0542811101000000123456');
+  fails({ ...bank, INVOICE_SUPPLIER_IBAN: 'IT02L1234512345123456789012' }, /INVOICE_SUPPLIER_IBAN is replaced by PROVIDER_IBAN: remove it \(PROVIDER_IBAN is IT60X0542811101000000123456\)/);
 });

@@ -17,7 +17,6 @@ import { newId } from './ids.ts';
 import { creditRoutes } from './modules/credit/routes.ts';
 import { accountRoutes } from './modules/account/routes.ts';
 import { invoiceRoutes } from './modules/invoices/routes.ts';
-import { loadPriceList, type PriceListConfig } from './modules/credit/prices.ts';
 import { customerRoutes } from './modules/customers/routes.ts';
 import { partnerRoutes } from './modules/partners/routes.ts';
 import { TokenService } from './modules/partners/tokens.ts';
@@ -57,7 +56,6 @@ export interface BuildOptions {
   db: Db;
   config: AppConfig;
   clock?: Clock;
-  prices?: PriceListConfig;
   logger?: FastifyServerOptions['logger'];
   scanner?: VirusScanner;
 }
@@ -67,7 +65,9 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   const { db, config } = options;
   const clock = options.clock ?? systemClock;
   const tokens = new TokenService(db, clock, config.publicUrl, config.oauthTokenTtlSeconds);
-  const deps: AppDeps = { db, clock, config, prices: options.prices ?? loadPriceList(config.pricesFile), tokens };
+  // Prices are in the database (price lists): the start-up (main.ts, or a test's harness) seeds the default list
+  // with ensureDefaultPriceList before serving; building the app itself touches no data.
+  const deps: AppDeps = { db, clock, config, tokens };
 
   const app = Fastify({
     logger: options.logger ?? {

@@ -93,7 +93,7 @@ export interface InvoicingConfig {
   taxRegime: (typeof taxRegimes)[number];
   /** Printed in Contatti; optional. */
   email: string | undefined;
-  /** Printed in the payment data; optional. */
+  /** Printed in the payment data of bank-transfer invoices: PROVIDER_IBAN, when the bank account is configured. */
   iban: string | undefined;
 }
 
@@ -295,7 +295,7 @@ function loadNewsletterConfig(env: NodeJS.ProcessEnv, providerDomains: string[])
 /** Characters the FatturaPA schema accepts in its Latin text fields (Basic Latin and Latin-1 Supplement). */
 export const LATIN1_TEXT = /^[\u0020-\u007e\u00a0-\u00ff]+$/;
 
-function loadInvoicingConfig(env: NodeJS.ProcessEnv, providerName: string): InvoicingConfig {
+function loadInvoicingConfig(env: NodeJS.ProcessEnv, providerName: string, bank: BankAccountConfig | null): InvoicingConfig {
   const text = (name: string, fallback: string, max: number): string => {
     const value = (env[name] || fallback).trim();
     if (!value || value.length > max || !LATIN1_TEXT.test(value)) {
@@ -321,8 +321,13 @@ function loadInvoicingConfig(env: NodeJS.ProcessEnv, providerName: string): Invo
   if (email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
     throw new ConfigError(`INVOICE_SUPPLIER_EMAIL must be an e-mail address; got '${email}'.`);
   }
-  const iban = env.INVOICE_SUPPLIER_IBAN?.replace(/\s+/g, '').toUpperCase() || undefined;
-  if (iban !== undefined && !isValidIban(iban)) throw new ConfigError(`INVOICE_SUPPLIER_IBAN must be a valid IBAN (ISO 13616 check digits); got '${iban}'.`);
+  // One account: the one partners pay top-ups into (PROVIDER_IBAN) is the one bank-transfer invoices print.
+  // INVOICE_SUPPLIER_IBAN was a second name for it: still accepted when it names that same account, refused otherwise.
+  const deprecated = env.INVOICE_SUPPLIER_IBAN?.replace(/\s+/g, '').toUpperCase() || undefined;
+  if (deprecated !== undefined && deprecated !== bank?.iban) {
+    throw new ConfigError(`INVOICE_SUPPLIER_IBAN is replaced by PROVIDER_IBAN (the account top-ups are paid into, printed on the invoices): remove it${bank ? ` (PROVIDER_IBAN is ${bank.iban})` : ' and set PROVIDER_IBAN, PROVIDER_BENEFICIARY and PROVIDER_BIC'}; got '${env.INVOICE_SUPPLIER_IBAN}'.`);
+  }
+  const iban = bank?.iban;
   return {
     legalName: text('INVOICE_SUPPLIER_NAME', providerName, 80),
     vatNumber,
@@ -371,6 +376,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (!(appEnvs as readonly string[]).includes(appEnv)) {
     throw new ConfigError(`APP_ENV must be production or development; got '${appEnv}'.`);
   }
+  const bankAccount = loadBankAccount(env, appEnv as AppEnv);
   return {
     databaseUrl,
     dataDir: path.resolve(env.DATA_DIR || '.data'),
@@ -393,7 +399,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     pec,
     newsletter: loadNewsletterConfig(env, providerDomains),
     webhooks: loadWebhookConfig(env),
-    bankAccount: loadBankAccount(env, appEnv as AppEnv),
-    invoicing: loadInvoicingConfig(env, pec.providerName),
+    bankAccount,
+    invoicing: loadInvoicingConfig(env, pec.providerName, bankAccount),
   };
 }

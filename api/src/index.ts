@@ -8,6 +8,7 @@ export { createOperatorKey, OPERATOR_KEY_PREFIX } from './modules/operator/keys.
 export { adjustCredit } from './modules/operator/partners.ts';
 export { getAccount, updateAccount } from './modules/account/service.ts';
 export { issueTopUpInvoice, getInvoice, getInvoiceXml, listInvoices, type InvoiceScope } from './modules/invoices/service.ts';
-export { defaultPriceList } from './modules/credit/prices.ts';
+export { defaultPriceList, loadPriceList, type PriceListConfig } from './modules/credit/prices.ts';
+export { ensureDefaultPriceList, pricesFor } from './modules/credit/price-lists.ts';
 export { hoistTitledSchemas } from './http/openapi.ts';
 export type { App } from './deps.ts';

@@ -9,6 +9,7 @@ import { adjustCredit } from './modules/operator/partners.ts';
 import { createOperatorKey } from './modules/operator/keys.ts';
 import { updateAccount } from './modules/account/service.ts';
 import { loadPriceList } from './modules/credit/prices.ts';
+import { ensureDefaultPriceList } from './modules/credit/price-lists.ts';
 import { startSmtpServers } from './pec/smtp-servers.ts';
 import { loadOrCreateTls } from './pec/tls.ts';
 
@@ -46,7 +47,11 @@ async function main(): Promise<void> {
     return { ...created, operatorSecret: operator?.secret };
   });
 
-  const app = await buildApp({ db: database.db, config, clock, prices });
+  // The default price list holds PRICES_FILE (or the built-in prices): version 1 on the first start, a new version
+  // (in force from now) whenever the file changed since; concurrent starts are serialised by an advisory lock.
+  const seeded = await ensureDefaultPriceList(database.db, clock, prices);
+  const app = await buildApp({ db: database.db, config, clock });
+  if (seeded.created && seeded.version > 1) app.log.info({ version: seeded.version }, 'PRICES_FILE changed: recorded a new version of the default price list, in force from now');
   await app.listen({ host: config.host, port: config.port });
   app.jobs.start(config.jobsIntervalSeconds * 1000);
   // Webhook delivery; app.close() (on SIGINT/SIGTERM) stops it after the attempts in flight are recorded.

@@ -238,8 +238,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The price list
-         * @description Mailbox plans (with their quotas), add-ons and domain certification, in euro cents excluding VAT.
+         * Your price list
+         * @description The prices you pay now: mailbox plans (with their quotas), add-ons and domain certification, in euro cents excluding VAT, from the price list the provider assigned to you (`price_list`) in its version in force. Every charge uses the version in force at that moment, renewals included; `upcoming` announces a scheduled version.
          */
         get: operations["listPrices"];
         put?: never;
@@ -2036,6 +2036,270 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operator/bank-statement-lines/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign an unmatched statement line to the top-up it paid
+         * @description Operator scope: `billing` or wider. Credits the top-up as a confirmation does (its ledger entry, invoice and events, exactly once) and marks the line `matched`, in one transaction. The line must be `unmatched` and the top-up `pending` or `expired` (409 otherwise).
+         */
+        post: operations["operatorResolveBankStatementLine"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/bank-statement-lines/{id}/ignore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set an unmatched statement line aside (not a top-up)
+         * @description Operator scope: `billing` or wider. The line becomes `ignored` (`mismatch_reason`: `ignored_by_operator`); nothing is credited. Only an `unmatched` line (409 otherwise).
+         */
+        post: operations["operatorIgnoreBankStatementLine"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/price-lists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Price lists, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListPriceLists"];
+        put?: never;
+        /**
+         * Create a price list (its version 1 is in force from now)
+         * @description Operator scope: `billing` or wider. Assign it to partners with POST /v1/operator/partners/{id}/price-list.
+         */
+        post: operations["operatorCreatePriceList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/price-lists/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a price list with all its versions
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorGetPriceList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/price-lists/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record a new version of a price list, now or scheduled
+         * @description Operator scope: `billing` or wider. Versions are immutable and never deleted. The new version applies to every charge from `effective_from` on (default: now; never in the past, beyond 5 minutes of tolerance): mailbox creation, renewals, plan changes, add-ons and domain certification of the partners on this list. A scheduled version can be superseded by another with the same `effective_from` (the higher version wins).
+         */
+        post: operations["operatorCreatePriceListVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/partners/{id}/price-list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign a price list to a partner
+         * @description Operator scope: `billing` or wider. From now on the partner's charges use this list's version in force at each charge; nothing already charged changes. `null` (or `pl_default`) returns it to the default list. Emits `partner.price_list_assigned`; assigning the list it already has changes nothing.
+         */
+        post: operations["operatorAssignPriceList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/reports/credit-balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report: every partner's credit balance
+         * @description Operator scope: `read_only` or wider. JSON, or CSV with `format=csv`.
+         */
+        get: operations["operatorReportCreditBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/reports/revenue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report: revenue per month and per partner
+         * @description Operator scope: `read_only` or wider. Months are calendar months in Europe/Rome (as the invoices' dates), `from` and `to` included, at most 120. Credit spent and refunded, credit bought, and invoiced amounts (net, VAT, gross); euro cents. JSON, or CSV (the per-partner rows) with `format=csv`.
+         */
+        get: operations["operatorReportRevenue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/reports/active-mailboxes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report: active mailboxes per plan and per partner
+         * @description Operator scope: `read_only` or wider. Mailboxes in status `active` now. JSON, or CSV (the per-partner rows) with `format=csv`.
+         */
+        get: operations["operatorReportActiveMailboxes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * All partners' invoices, newest first
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorListInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/invoices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an invoice
+         * @description Operator scope: `read_only` or wider.
+         */
+        get: operations["operatorGetInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/invoices/{id}/xml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an invoice's FatturaPA file
+         * @description Operator scope: `read_only` or wider. The same file, name and headers as the partner's download.
+         */
+        get: operations["operatorGetInvoiceXml"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operator/invoices/{id}/html": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The readable copy of an invoice
+         * @description Operator scope: `read_only` or wider. The same page as the partner's.
+         */
+        get: operations["operatorGetInvoiceHtml"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/audit-log": {
         parameters: {
             query?: never;
@@ -2102,6 +2366,31 @@ export interface components {
             tax_code?: string | null;
             address?: components["schemas"]["FiscalAddress"] | null;
             e_invoicing?: components["schemas"]["AccountEInvoicing"] | null;
+        };
+        /** ActiveMailboxesPlan */
+        ActiveMailboxesPlan: {
+            /** @enum {unknown} */
+            plan: "standard" | "pro" | "premium";
+            active_mailboxes: number;
+        };
+        /** ActiveMailboxesReport */
+        ActiveMailboxesReport: {
+            /** @enum {string} */
+            object: "active_mailboxes_report";
+            /** Format: date-time */
+            generated_at: string;
+            /** @description Every plan (standard, pro, premium) with its mailboxes in status `active` now. */
+            plans: components["schemas"]["ActiveMailboxesPlan"][];
+            /** @description Per partner and plan, by partner id then plan; only where there is at least one. */
+            data: components["schemas"]["ActiveMailboxesReportRow"][];
+        };
+        /** ActiveMailboxesReportRow */
+        ActiveMailboxesReportRow: {
+            partner: string;
+            partner_name: string;
+            /** @enum {unknown} */
+            plan: "standard" | "pro" | "premium";
+            active_mailboxes: number;
         };
         /** AddonCancellation */
         AddonCancellation: {
@@ -2251,7 +2540,7 @@ export interface components {
             debtor_name: string | null;
             debtor_iban: string | null;
             /**
-             * @description `matched` (its top-up was credited), `unmatched` (for the operator), `ignored` (debits, reversals).
+             * @description `matched` (its top-up was credited), `unmatched` (for the operator), `ignored` (debits, reversals, lines an operator set aside).
              * @enum {unknown}
              */
             status: "matched" | "unmatched" | "ignored";
@@ -2259,6 +2548,11 @@ export interface components {
             top_up: string | null;
             /** Format: date-time */
             created_at: string;
+        };
+        /** BankStatementLineIgnore */
+        BankStatementLineIgnore: {
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
         };
         /** BankStatementLineList */
         BankStatementLineList: {
@@ -2268,6 +2562,13 @@ export interface components {
             has_more: boolean;
             /** @description Pass as `starting_after` to get the next page; null on the last page. */
             next_cursor: string | null;
+        };
+        /** BankStatementLineResolve */
+        BankStatementLineResolve: {
+            /** @description The top-up the money was for (`top_…`). */
+            top_up: string;
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
         };
         /**
          * BankTransferInstructions
@@ -2396,6 +2697,30 @@ export interface components {
             low_balance_threshold: number | null;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** CreditBalanceReportRow */
+        CreditBalanceReportRow: {
+            partner: string;
+            partner_name: string;
+            /** @enum {unknown} */
+            status: "active" | "suspended";
+            /** @description Euro cents of prepaid credit now. */
+            balance: number;
+            /** @enum {string} */
+            currency: "EUR";
+        };
+        /** CreditBalancesReport */
+        CreditBalancesReport: {
+            /** @enum {string} */
+            object: "credit_balances_report";
+            /** Format: date-time */
+            generated_at: string;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @description Euro cents: the sum of every partner's balance (credit owed to partners). */
+            total_balance: number;
+            /** @description One row per partner, by partner id. */
+            data: components["schemas"]["CreditBalanceReportRow"][];
         };
         /** CreditSettingsUpdate */
         CreditSettingsUpdate: {
@@ -2813,7 +3138,7 @@ export interface components {
          * EventType
          * @enum {unknown}
          */
-        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "account.updated" | "invoice.created" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
+        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "partner.price_list_assigned" | "account.updated" | "invoice.created" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
         /** FieldError */
         FieldError: {
             /** @description JSON pointer (RFC 6901) to the invalid value, e.g. `/address/postcode`. */
@@ -3753,6 +4078,42 @@ export interface components {
             /** @description The secret (`sk_op_…`). Shown only in this response. */
             secret: string;
         };
+        /** OperatorInvoiceList */
+        OperatorInvoiceList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["Invoice"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        /** OperatorPriceList */
+        OperatorPriceList: {
+            /** @description Prefixed `pl_`; the default list is `pl_default`. */
+            id: string;
+            /** @enum {string} */
+            object: "price_list";
+            name: string;
+            /** @description The list of every partner without an assignment (seeded from PRICES_FILE). */
+            default: boolean;
+            current_version: number | null;
+            /** @description The last version recorded (may be scheduled for later). */
+            latest_version: number;
+            created_by: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Every version, oldest first (on GET of one list). */
+            versions?: components["schemas"]["PriceListVersion"][];
+        };
+        /** OperatorPriceListList */
+        OperatorPriceListList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["OperatorPriceList"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
+        };
         /** OperatorReason */
         OperatorReason: {
             /** @description Why: kept in the audit trail (required). */
@@ -3778,6 +4139,8 @@ export interface components {
             status: "active" | "suspended";
             suspended_at: string | null;
             suspension_reason: string | null;
+            /** @description The price list it pays (`pl_…`; `pl_default` unless one was assigned). */
+            price_list: string;
             /** @description Euro cents of prepaid credit. */
             balance: number;
             /** @enum {string} */
@@ -3902,6 +4265,134 @@ export interface components {
             has_more: boolean;
             /** @description Pass as `starting_after` to get the next page; null on the last page. */
             next_cursor: string | null;
+            price_list: components["schemas"]["PriceListInForce"];
+            upcoming: components["schemas"]["PriceListUpcoming"] | null;
+        };
+        /** PriceListAssignment */
+        PriceListAssignment: {
+            price_list: string | null;
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
+        /** PriceListCreate */
+        PriceListCreate: {
+            name: string;
+            prices: components["schemas"]["PriceListDocument"];
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
+        };
+        /**
+         * PriceListDocument
+         * @description A whole price list: plans (yearly price and quotas), add-ons and domain certification, euro cents excluding VAT.
+         */
+        PriceListDocument: {
+            /** @enum {string} */
+            currency: "EUR";
+            mailbox_plans: {
+                standard: {
+                    unit_amount: number;
+                    inbox_gb: number;
+                    archive_gb: number;
+                    included_delegates: number;
+                    max_inbox_gb: number;
+                    max_archive_gb: number;
+                };
+                pro: {
+                    unit_amount: number;
+                    inbox_gb: number;
+                    archive_gb: number;
+                    included_delegates: number;
+                    max_inbox_gb: number;
+                    max_archive_gb: number;
+                };
+                premium: {
+                    unit_amount: number;
+                    inbox_gb: number;
+                    archive_gb: number;
+                    included_delegates: number;
+                    max_inbox_gb: number;
+                    max_archive_gb: number;
+                };
+            };
+            addons: {
+                extra_inbox_gb: {
+                    unit_amount: number;
+                };
+                extra_archive_gb: {
+                    unit_amount: number;
+                };
+                delegation_seat: {
+                    unit_amount: number;
+                };
+                supervisor: {
+                    unit_amount: number;
+                };
+                branding: {
+                    unit_amount: number;
+                };
+                newsletter: {
+                    unit_amount: number;
+                };
+            };
+            domain_certification: {
+                unit_amount: number;
+            };
+        };
+        /** PriceListInForce */
+        PriceListInForce: {
+            /** @description The price list you pay (`pl_default` unless the provider assigned you another). */
+            id: string;
+            /** @description The version in force now. */
+            version: number;
+            /**
+             * Format: date-time
+             * @description When that version took effect.
+             */
+            effective_from: string;
+        };
+        /**
+         * PriceListUpcoming
+         * @description A version of your list scheduled for later; null: none.
+         */
+        PriceListUpcoming: {
+            version: number;
+            /**
+             * Format: date-time
+             * @description From this instant, charges use the new version.
+             */
+            effective_from: string;
+        };
+        /**
+         * PriceListVersion
+         * @description Immutable: a change of prices is a new version.
+         */
+        PriceListVersion: {
+            /** @enum {string} */
+            object: "price_list_version";
+            /** @description The list (`pl_…`). */
+            price_list: string;
+            /** @description 1, 2, … in the order recorded. */
+            version: number;
+            prices: components["schemas"]["PriceListDocument"];
+            /**
+             * Format: date-time
+             * @description From this instant charges use this version, until a version with a later `effective_from` takes over (on the same instant, the higher version wins).
+             */
+            effective_from: string;
+            created_by: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** PriceListVersionCreate */
+        PriceListVersionCreate: {
+            prices: components["schemas"]["PriceListDocument"];
+            /**
+             * Format: date-time
+             * @description When it takes effect; default: now.
+             */
+            effective_from?: string;
+            /** @description Why: kept in the audit trail (required). */
+            reason: string;
         };
         /**
          * Problem
@@ -3932,6 +4423,61 @@ export interface components {
             extra_bytes: number;
             total_bytes: number;
             used_bytes: number;
+        };
+        /** RevenueReport */
+        RevenueReport: {
+            /** @enum {string} */
+            object: "revenue_report";
+            /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+            from: string;
+            /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+            to: string;
+            /** @enum {string} */
+            currency: "EUR";
+            /** @description Every month of the range, all partners together. */
+            months: components["schemas"]["RevenueReportMonth"][];
+            /** @description Per month and partner, by month then partner id; only where something happened. Operator adjustments and top-up refunds are not revenue and are not counted. */
+            data: components["schemas"]["RevenueReportRow"][];
+        };
+        /** RevenueReportMonth */
+        RevenueReportMonth: {
+            /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+            month: string;
+            /** @description Euro cents of credit spent on services in the month (`charge` ledger entries). */
+            charged: number;
+            /** @description Euro cents of credit given back for services (`refund` ledger entries: cancellations, downgrades). */
+            refunded: number;
+            /** @description `charged` − `refunded`: the credit consumed, VAT excluded (VAT was invoiced on the top-up). */
+            net_spent: number;
+            /** @description Euro cents of credit bought (`top_up` ledger entries, net of VAT), by the time of the credit. */
+            topped_up: number;
+            /** @description Taxable amount of the invoices issued in the month (by their date of issue). */
+            invoiced_net: number;
+            /** @description VAT of those invoices. */
+            invoiced_vat: number;
+            /** @description Their totals: `invoiced_net` + `invoiced_vat`, what partners paid. */
+            invoiced_gross: number;
+        };
+        /** RevenueReportRow */
+        RevenueReportRow: {
+            /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+            month: string;
+            partner: string;
+            partner_name: string;
+            /** @description Euro cents of credit spent on services in the month (`charge` ledger entries). */
+            charged: number;
+            /** @description Euro cents of credit given back for services (`refund` ledger entries: cancellations, downgrades). */
+            refunded: number;
+            /** @description `charged` − `refunded`: the credit consumed, VAT excluded (VAT was invoiced on the top-up). */
+            net_spent: number;
+            /** @description Euro cents of credit bought (`top_up` ledger entries, net of VAT), by the time of the credit. */
+            topped_up: number;
+            /** @description Taxable amount of the invoices issued in the month (by their date of issue). */
+            invoiced_net: number;
+            /** @description VAT of those invoices. */
+            invoiced_vat: number;
+            /** @description Their totals: `invoiced_net` + `invoiced_vat`, what partners paid. */
+            invoiced_gross: number;
         };
         /** SubmissionRecipient */
         SubmissionRecipient: {
@@ -16246,6 +16792,1170 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorResolveBankStatementLine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A bank statement line id (`bsl_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BankStatementLineResolve"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BankStatementLine"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorIgnoreBankStatementLine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A bank statement line id (`bsl_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BankStatementLineIgnore"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BankStatementLine"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListPriceLists: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (a price list id). */
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorPriceListList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorCreatePriceList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceListCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorPriceList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetPriceList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A price list id (`pl_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorPriceList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorCreatePriceListVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A price list id (`pl_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceListVersionCreate"];
+            };
+        };
+        responses: {
+            /** @description Immutable: a change of prices is a new version. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceListVersion"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorAssignPriceList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A partner id (`ptn_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceListAssignment"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorReportCreditBalances: {
+        parameters: {
+            query?: {
+                /** @description `json` (default) or `csv` (RFC 4180, header row, amounts in cents). */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. As CSV the columns are, in this order: `partner`, `partner_name`, `status`, `balance`, `currency`; text cells beginning with = + - @ are prefixed with `'`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditBalancesReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorReportRevenue: {
+        parameters: {
+            query: {
+                /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+                from: string;
+                /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
+                to: string;
+                /** @description `json` (default) or `csv` (RFC 4180, header row, amounts in cents). */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. As CSV the columns are, in this order: `month`, `partner`, `partner_name`, `charged`, `refunded`, `net_spent`, `topped_up`, `invoiced_net`, `invoiced_vat`, `invoiced_gross`; text cells beginning with = + - @ are prefixed with `'`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevenueReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorReportActiveMailboxes: {
+        parameters: {
+            query?: {
+                /** @description `json` (default) or `csv` (RFC 4180, header row, amounts in cents). */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. As CSV the columns are, in this order: `partner`, `partner_name`, `plan`, `active_mailboxes`; text cells beginning with = + - @ are prefixed with `'`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActiveMailboxesReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorListInvoices: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                /** @description Only this partner's. */
+                partner?: string;
+                /** @description Only invoices numbered in this year. */
+                year?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorInvoiceList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetInvoiceXml: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The FatturaPA file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    operatorGetInvoiceHtml: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An invoice id (`inv_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The readable copy. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

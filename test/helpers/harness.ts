@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { buildApp, createOperatorKey, createPartner, loadConfig, ManualClock, type App, type Clock } from '@pec-partner/api';
+import { buildApp, createOperatorKey, createPartner, ensureDefaultPriceList, loadConfig, loadPriceList, ManualClock, type App, type Clock } from '@pec-partner/api';
 import { connect, partnerFiscalData, type Database } from '@pec-partner/db';
 import type { VirusScanner } from '../../api/src/pec/virus-scanner.ts';
 import { freshDatabase } from './database.ts';
@@ -70,6 +70,8 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
     PROVIDER_BIC: TEST_BANK.bic,
     ...options.env,
   });
+  // As main.ts does at start-up: the default price list holds PRICES_FILE (or the built-in prices).
+  await ensureDefaultPriceList(database.db, clock, loadPriceList(config.pricesFile));
   // TEST_LOG=1 shows server errors while debugging a test.
   const app = await buildApp({ db: database.db, config, clock: clock as Clock, scanner: options.scanner, logger: process.env.TEST_LOG ? { level: 'error' } : false });
   await app.ready();

@@ -61,6 +61,8 @@ export const eventTypes = {
   'partner.suspended':
     "The provider suspended your account (`suspension_reason`): API keys and tokens are refused until it is reactivated; mailboxes keep working.",
   'partner.reactivated': 'The provider reactivated your suspended account.',
+  'partner.price_list_assigned':
+    'The provider assigned you another price list (`price_list`): your next charges use its version in force at each charge; GET /v1/prices shows it.',
   'account.updated': "The partner's fiscal data changed (`data.object` is the account, as GET /v1/account shows it).",
   'invoice.created':
     'An invoice was issued for credited money, in the same transaction as the credit (`data.object` is the invoice; its FatturaPA file is at GET /v1/invoices/{id}/xml).',

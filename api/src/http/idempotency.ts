@@ -27,14 +27,22 @@ export function requestFingerprint(method: string, url: string, body: unknown): 
   return createHash('sha256').update(`${method} ${url}\n${canonical(body ?? null)}`).digest('hex');
 }
 
-/** Keys belong to the partner; a mailbox holder's keys are kept apart from the partner's and other holders'. */
-function scopeOf(request: FastifyRequest): { partnerId: string; keyPrefix: string } | null {
-  if (request.principal) return { partnerId: request.principal.partnerId, keyPrefix: '' };
+/** Who a key belongs to: a partner, or an operator key (the `owner` column is whichever is set). */
+type KeyOwner = { partnerId: string; operatorKeyId: null } | { partnerId: null; operatorKeyId: string };
+const ownerId = (owner: KeyOwner): string => owner.partnerId ?? owner.operatorKeyId!;
+
+/**
+ * Keys belong to the partner; a mailbox holder's keys are kept apart from the partner's and other holders'. An
+ * operator's keys belong to its operator key: two operators never share (or collide on) a key.
+ */
+function scopeOf(request: FastifyRequest): { owner: KeyOwner; keyPrefix: string } | null {
+  if (request.principal) return { owner: { partnerId: request.principal.partnerId, operatorKeyId: null }, keyPrefix: '' };
+  if (request.operator) return { owner: { partnerId: null, operatorKeyId: request.operator.keyId }, keyPrefix: '' };
   if (request.holder) {
     // A collaborator's or supervisor's keys are its own, not the holder's.
     const { actor } = request.holder;
     const who = actor.kind === 'delegate' ? `${actor.delegationId}/` : actor.kind === 'supervisor' ? `${actor.supervisorId}/` : '';
-    return { partnerId: request.holder.partnerId, keyPrefix: `${request.holder.mailboxId}/${who}` };
+    return { owner: { partnerId: request.holder.partnerId, operatorKeyId: null }, keyPrefix: `${request.holder.mailboxId}/${who}` };
   }
   return null;
 }
@@ -51,7 +59,7 @@ export interface IdempotencyOptions {
 
 /** A claim this process holds; in the row, `claimed_by` is its request's id (a ULID, unique across processes). */
 interface HeldClaim {
-  partnerId: string;
+  owner: string;
   key: string;
   renewal: NodeJS.Timeout;
   renewing: Promise<void> | null;
@@ -75,14 +83,14 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
   const recoveryWindowMs = options.recoveryWindowMs ?? CLAIM_RECOVERY_MS;
   const renewalIntervalMs = options.renewalIntervalMs ?? CLAIM_RENEWAL_MS;
   const held = new WeakMap<FastifyRequest, HeldClaim>();
-  const keyOf = (partnerId: string, key: string) => and(eq(idempotencyKeys.partnerId, partnerId), eq(idempotencyKeys.key, key));
+  const keyOf = (owner: string, key: string) => and(eq(idempotencyKeys.owner, owner), eq(idempotencyKeys.key, key));
 
   const renew = (request: FastifyRequest, claim: HeldClaim): void => {
     if (claim.renewing) return;
     claim.renewing = db
       .update(idempotencyKeys)
       .set({ claimedAt: clock.now() })
-      .where(and(keyOf(claim.partnerId, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress')))
+      .where(and(keyOf(claim.owner, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress')))
       .returning({ key: idempotencyKeys.key })
       .then((renewed) => {
         // A renewal that lost the race with the response being stored finds the claim completed: nothing lost.
@@ -94,8 +102,8 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
       .finally(() => { claim.renewing = null; });
   };
 
-  const hold = (request: FastifyRequest, partnerId: string, key: string): void => {
-    const claim: HeldClaim = { partnerId, key, renewing: null, renewal: setInterval(() => renew(request, claim), renewalIntervalMs) };
+  const hold = (request: FastifyRequest, owner: string, key: string): void => {
+    const claim: HeldClaim = { owner, key, renewing: null, renewal: setInterval(() => renew(request, claim), renewalIntervalMs) };
     // The renewal must not keep a closing process alive.
     claim.renewal.unref();
     held.set(request, claim);
@@ -118,7 +126,7 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
       throw new ProblemError(400, 'invalid_idempotency_key', 'Invalid request',
         'Idempotency-Key must be 1 to 255 printable ASCII characters.');
     }
-    const { partnerId } = scope;
+    const owner = ownerId(scope.owner);
     const key = scope.keyPrefix + given;
     const requestHash = requestFingerprint(request.method, request.url, request.body);
     const now = clock.now();
@@ -128,7 +136,8 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
       const claimed = await db
         .insert(idempotencyKeys)
         .values({
-          partnerId,
+          partnerId: scope.owner.partnerId,
+          operatorKeyId: scope.owner.operatorKeyId,
           key,
           requestHash,
           method: request.method,
@@ -142,13 +151,13 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
         .onConflictDoNothing()
         .returning({ key: idempotencyKeys.key });
       if (claimed.length > 0) {
-        hold(request, partnerId, key);
+        hold(request, owner, key);
         return;
       }
-      const [existing] = await db.select().from(idempotencyKeys).where(keyOf(partnerId, key));
+      const [existing] = await db.select().from(idempotencyKeys).where(keyOf(owner, key));
       if (!existing) continue; // deleted between our insert and select: claim again
       if (existing.expiresAt <= now) {
-        await db.delete(idempotencyKeys).where(and(keyOf(partnerId, key), lte(idempotencyKeys.expiresAt, now)));
+        await db.delete(idempotencyKeys).where(and(keyOf(owner, key), lte(idempotencyKeys.expiresAt, now)));
         continue;
       }
       if (existing.requestHash !== requestHash) {
@@ -164,7 +173,7 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
             .update(idempotencyKeys)
             .set({ claimedBy: request.id, claimedAt: now, expiresAt })
             .where(and(
-              keyOf(partnerId, key),
+              keyOf(owner, key),
               eq(idempotencyKeys.state, 'in_progress'),
               eq(idempotencyKeys.requestHash, requestHash),
               lte(idempotencyKeys.claimedAt, new Date(now.getTime() - recoveryWindowMs)),
@@ -172,7 +181,7 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
             .returning({ key: idempotencyKeys.key });
           if (taken) {
             request.log.warn({ abandonedBy: existing.claimedBy }, 'idempotency claim taken over from a request that stopped renewing it');
-            hold(request, partnerId, key);
+            hold(request, owner, key);
             return;
           }
         }
@@ -198,7 +207,7 @@ export function installIdempotency(app: FastifyInstance, db: Db, clock: Clock, t
     const claim = release(request);
     if (!claim) return payload;
     // Only while the claim is still this request's: one taken over after a stall belongs to the retry now.
-    const ours = and(keyOf(claim.partnerId, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress'));
+    const ours = and(keyOf(claim.owner, claim.key), eq(idempotencyKeys.claimedBy, request.id), eq(idempotencyKeys.state, 'in_progress'));
     // Server faults and throttling are not outcomes of the request: free the key so a retry runs it.
     // The answer stands even when the database cannot take this last write (it went down meanwhile): a hook that
     // throws here would replace it with Fastify's own error body. The key then stays claimed, and a retry gets 409

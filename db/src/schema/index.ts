@@ -10,5 +10,6 @@ export * from './pec.ts';
 export * from './addons.ts';
 export * from './events.ts';
 export * from './operator.ts';
+export * from './prices.ts';
 export * from './payments.ts';
 export * from './invoices.ts';

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { check, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { priceLists } from './prices.ts';
 
 export const partnerStatuses = ['active', 'suspended'] as const;
 export type PartnerStatus = (typeof partnerStatuses)[number];
@@ -16,11 +17,14 @@ export const partners = pgTable(
     status: text('status', { enum: partnerStatuses }).notNull().default('active'),
     suspendedAt: timestamp('suspended_at', { withTimezone: true, mode: 'date' }),
     suspensionReason: text('suspension_reason'),
+    /** The price list this partner pays (an operator assigns it); null: the default list (`pl_default`). */
+    priceListId: text('price_list_id').references(() => priceLists.id),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [
     check('partners_status_check', sql`${t.status} in ('active','suspended')`),
     check('partners_suspension_check', sql`(${t.status} = 'suspended') = (${t.suspendedAt} is not null)`),
+    index('partners_price_list_idx').on(t.priceListId),
   ],
 );
 

@@ -7,12 +7,12 @@ import { newId } from '../../ids.ts';
 import { charge, formatEuro, paidHistory, refund } from '../credit/service.ts';
 import { renewalDescription } from '../credit/pro-rata.ts';
 import type { PriceListConfig } from '../credit/prices.ts';
+import { pricesFor } from '../credit/price-lists.ts';
 import { mailboxView } from '../mailboxes/view.ts';
 
 export interface AddonDeps {
   db: import('@pec-partner/db').Db;
   clock: Clock;
-  prices: PriceListConfig;
 }
 
 type Row = typeof mailboxAddons.$inferSelect;
@@ -300,6 +300,8 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
   const when = input.when ?? 'now';
   return deps.db.transaction(async (tx) => {
     const mailbox = await lockMailbox(tx, partnerId, mailboxId);
+    // The partner's price list in force now: add-on prices and the plans' space limits.
+    const { prices } = await pricesFor(tx, partnerId, deps.clock.now());
     if (mailbox.status !== 'active') throw conflict('mailbox_not_active', `Add-ons are bought for active mailboxes; mailbox '${mailboxId}' is ${mailbox.status}.`);
     if (SINGLE.includes(input.kind) && quantity !== 1) throw invalid([{ pointer: '/quantity', location: 'body', code: 'out_of_range', detail: `${input.kind} is bought once per mailbox` }]);
     if (SINGLE.includes(input.kind)) {
@@ -310,14 +312,14 @@ export async function purchaseAddon(deps: AddonDeps, partnerId: string, mailboxI
     if (GB_KINDS[input.kind]) {
       const units = unitsOf(await liveUnitRows(tx, mailboxId, input.kind));
       if (when === 'now') {
-        checkSpaceMaximum(mailbox, deps.prices, input.kind, units.now + quantity, 'now');
-        checkSpaceCoversUsage(mailbox, deps.prices, input.kind, units.now + quantity, 'now');
+        checkSpaceMaximum(mailbox, prices, input.kind, units.now + quantity, 'now');
+        checkSpaceCoversUsage(mailbox, prices, input.kind, units.now + quantity, 'now');
       }
-      checkSpaceMaximum(mailbox, deps.prices, input.kind, units.atRenewal + quantity, 'renewal');
+      checkSpaceMaximum(mailbox, prices, input.kind, units.atRenewal + quantity, 'renewal');
     }
     const now = deps.clock.now();
     const id = newId('add', now);
-    const unit = deps.prices.addons[input.kind].unit_amount;
+    const unit = prices.addons[input.kind].unit_amount;
     const [row] = await tx.insert(mailboxAddons).values({
       id, partnerId, mailboxId, kind: input.kind, quantity, status: when === 'now' ? 'active' : 'scheduled',
       startsAt: when === 'now' ? now : null, createdAt: now, updatedAt: now,
@@ -357,6 +359,8 @@ export async function listAddons(db: DbOrTx, partnerId: string, mailboxId: strin
 export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId: string, addonId: string, when: 'now' | 'renewal', requestId: string | null): Promise<AddonView> {
   return deps.db.transaction(async (tx) => {
     const mailbox = await lockMailbox(tx, partnerId, mailboxId);
+    // The partner's price list in force now: add-on prices and the plans' space limits.
+    const { prices } = await pricesFor(tx, partnerId, deps.clock.now());
     const [row] = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.id, addonId), eq(mailboxAddons.mailboxId, mailboxId))).for('update');
     if (!row) throw notFound('addon', addonId);
     if (row.status === 'cancelled') throw conflict('invalid_state_transition', `Add-on '${addonId}' is already cancelled.`, { current_status: 'cancelled', allowed_from: ['scheduled', 'active'] });
@@ -369,10 +373,10 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
     if (GB_KINDS[row.kind]) {
       // Checked in each term the add-on would still have given space to: now if active, from the renewal on if it renews or starts then.
       const units = unitsOf(afterCancellation(await liveUnitRows(tx, mailboxId, row.kind), row, when));
-      if (when === 'now' && row.status === 'active') checkSpaceCoversUsage(mailbox, deps.prices, row.kind, units.now, 'now');
-      if (!row.cancelAtRenewal) checkSpaceCoversUsage(mailbox, deps.prices, row.kind, units.atRenewal, 'renewal');
+      if (when === 'now' && row.status === 'active') checkSpaceCoversUsage(mailbox, prices, row.kind, units.now, 'now');
+      if (!row.cancelAtRenewal) checkSpaceCoversUsage(mailbox, prices, row.kind, units.atRenewal, 'renewal');
     }
-    if (row.kind === 'delegation_seat') await checkDelegationsFit(tx, deps.prices, mailbox, row, when, now);
+    if (row.kind === 'delegation_seat') await checkDelegationsFit(tx, prices, mailbox, row, when, now);
     if (when === 'renewal') {
       const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: true, updatedAt: now }).where(eq(mailboxAddons.id, addonId)).returning();
       return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));
@@ -401,6 +405,8 @@ export async function cancelAddon(deps: AddonDeps, partnerId: string, mailboxId:
 export async function undoAddonCancellation(deps: AddonDeps, partnerId: string, mailboxId: string, addonId: string): Promise<AddonView> {
   return deps.db.transaction(async (tx) => {
     const mailbox = await lockMailbox(tx, partnerId, mailboxId);
+    // The partner's price list in force now: add-on prices and the plans' space limits.
+    const { prices } = await pricesFor(tx, partnerId, deps.clock.now());
     const [row] = await tx.select().from(mailboxAddons).where(and(eq(mailboxAddons.id, addonId), eq(mailboxAddons.mailboxId, mailboxId))).for('update');
     if (!row) throw notFound('addon', addonId);
     if (!row.cancelAtRenewal || row.status !== 'active') throw conflict('no_cancellation_scheduled', `Add-on '${addonId}' has no cancellation at renewal to undo.`);
@@ -408,7 +414,7 @@ export async function undoAddonCancellation(deps: AddonDeps, partnerId: string, 
       // Renewing again, it counts against the plan the mailbox renews on, which may be smaller since it was cancelled.
       const plan = planIn(mailbox, 'renewal');
       const renewing = (await liveUnitRows(tx, mailboxId, row.kind)).map((unit) => (unit.id === row.id ? { ...unit, cancelAtRenewal: false } : unit));
-      refuseAddonsOverMaximum(`Add-on '${addonId}' cannot renew`, plan, deps.prices.mailbox_plans[plan], row.kind, renewing.filter(countsIn('renewal')), 'renewal');
+      refuseAddonsOverMaximum(`Add-on '${addonId}' cannot renew`, plan, prices.mailbox_plans[plan], row.kind, renewing.filter(countsIn('renewal')), 'renewal');
     }
     const [updated] = await tx.update(mailboxAddons).set({ cancelAtRenewal: false, updatedAt: deps.clock.now() }).where(eq(mailboxAddons.id, addonId)).returning();
     return recordChange(tx, deps.clock, partnerId, 'mailbox_addon.updated', addonView(row, mailbox), addonView(updated!, mailbox));

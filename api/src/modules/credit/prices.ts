@@ -37,7 +37,11 @@ export const PriceListConfig = Type.Object(
     ),
     domain_certification: AddonSpec,
   },
-  { additionalProperties: false },
+  {
+    title: 'PriceListDocument',
+    description: 'A whole price list: plans (yearly price and quotas), add-ons and domain certification, euro cents excluding VAT.',
+    additionalProperties: false,
+  },
 );
 export type PriceListConfig = Static<typeof PriceListConfig>;
 

@@ -5,6 +5,7 @@ import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { invalid, problemResponses } from '../../http/problem.ts';
 import { Price, priceObjects } from './prices.ts';
+import { priceScheduleFor } from './price-lists.ts';
 import { getBalance, listLedger, setLowBalanceThreshold } from './service.ts';
 import { topUpStatuses } from '@pec-partner/db';
 import { createTopUp, getTopUp, listTopUps, TOP_UP_EXPIRES_AFTER_DAYS } from './top-ups.ts';
@@ -107,7 +108,7 @@ export const TopUp = Type.Object(
   { title: 'TopUp' },
 );
 
-export async function creditRoutes(app: App, { db, clock, prices, config }: AppDeps): Promise<void> {
+export async function creditRoutes(app: App, { db, clock, config }: AppDeps): Promise<void> {
   app.get('/v1/credit', {
     schema: {
       operationId: 'getCreditBalance',
@@ -203,13 +204,36 @@ export async function creditRoutes(app: App, { db, clock, prices, config }: AppD
     return toPage(rows, limit);
   });
 
-  const published = priceObjects(prices);
+  const PriceListPage = Type.Object(
+    {
+      ...ListOf(Price, 'PriceList').properties,
+      price_list: Type.Object(
+        {
+          id: Type.String({ description: 'The price list you pay (`pl_default` unless the provider assigned you another).' }),
+          version: Type.Integer({ description: 'The version in force now.' }),
+          effective_from: Type.String({ format: 'date-time', description: 'When that version took effect.' }),
+        },
+        { title: 'PriceListInForce' },
+      ),
+      upcoming: Nullable(Type.Object(
+        {
+          version: Type.Integer(),
+          effective_from: Type.String({ format: 'date-time', description: 'From this instant, charges use the new version.' }),
+        },
+        { title: 'PriceListUpcoming', description: 'A version of your list scheduled for later; null: none.' },
+      )),
+    },
+    { title: 'PriceList' },
+  );
   app.get('/v1/prices', {
     schema: {
       operationId: 'listPrices',
       tags: ['Credit'],
-      summary: 'The price list',
-      description: 'Mailbox plans (with their quotas), add-ons and domain certification, in euro cents excluding VAT.',
+      summary: 'Your price list',
+      description:
+        'The prices you pay now: mailbox plans (with their quotas), add-ons and domain certification, in euro cents ' +
+        'excluding VAT, from the price list the provider assigned to you (`price_list`) in its version in force. ' +
+        'Every charge uses the version in force at that moment, renewals included; `upcoming` announces a scheduled version.',
       querystring: Type.Object(
         {
           limit: ListQuery.limit,
@@ -217,14 +241,20 @@ export async function creditRoutes(app: App, { db, clock, prices, config }: AppD
         },
         { additionalProperties: false },
       ),
-      response: { 200: ListOf(Price, 'PriceList'), ...problemResponses() },
+      response: { 200: PriceListPage, ...problemResponses() },
     },
   }, async (request) => {
     const { limit = 10, starting_after } = request.query;
+    const { current, upcoming } = await priceScheduleFor(db, partnerOf(request).partnerId, clock.now());
+    const published = priceObjects(current.prices);
     const start = starting_after ? published.findIndex((price) => price.id === starting_after) + 1 : 0;
     if (starting_after && start === 0) {
       throw invalid([{ pointer: '/starting_after', location: 'query', code: 'invalid_cursor', detail: 'is not a price id' }]);
     }
-    return toPage(published.slice(start, start + limit + 1), limit);
+    return {
+      ...toPage(published.slice(start, start + limit + 1), limit),
+      price_list: { id: current.listId, version: current.version, effective_from: current.effectiveFrom.toISOString() },
+      upcoming: upcoming ? { version: upcoming.version, effective_from: upcoming.effectiveFrom.toISOString() } : null,
+    };
   });
 }

@@ -8,7 +8,7 @@ import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts
 import { newId, randomToken } from '../../ids.ts';
 import { hashPassword, verifyPassword } from '../../passwords.ts';
 import { delegateSeats } from '../addons/service.ts';
-import type { PriceListConfig } from '../credit/prices.ts';
+import { pricesFor } from '../credit/price-lists.ts';
 import { validatePassword } from '../mailboxes/password-policy.ts';
 
 type Row = typeof delegations.$inferSelect;
@@ -123,7 +123,7 @@ export interface InviteInput {
  * purchased `delegation_seat` add-ons, now and from the renewal on. The mailbox row is locked, so concurrent
  * invitations cannot overbook.
  */
-export async function inviteDelegate(deps: DelegationDeps & { prices: PriceListConfig }, scope: { partnerId: string; mailboxId: string }, input: InviteInput) {
+export async function inviteDelegate(deps: DelegationDeps, scope: { partnerId: string; mailboxId: string }, input: InviteInput) {
   const email = input.email.trim().toLowerCase();
   const now = deps.clock.now();
   const token = INVITATION_TOKEN_PREFIX + randomToken(40);
@@ -140,7 +140,7 @@ export async function inviteDelegate(deps: DelegationDeps & { prices: PriceListC
         .where(and(eq(delegations.mailboxId, mailbox.id), inArray(delegations.status, ['invited', 'active'])));
       const existing = live.find((d) => d.email === email);
       if (existing) throw conflict('delegation_exists', `${email} already has a ${existing.status} delegation on this mailbox (${existing.id}); change its mode or revoke it.`, { delegation: existing.id });
-      const seats = await delegateSeats(tx, deps.prices, mailbox);
+      const seats = await delegateSeats(tx, (await pricesFor(tx, scope.partnerId, now)).prices, mailbox);
       const limit = Math.min(seats.now, seats.atRenewal);
       if (live.length >= limit) {
         const active = live.filter((d) => d.status === 'active').length;

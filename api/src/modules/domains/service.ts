@@ -11,7 +11,7 @@ import type { EventType } from '../../events/catalogue.ts';
 import { changedAttributes, recordEvent } from '../../events/record.ts';
 import { charge } from '../credit/service.ts';
 import { resumeMailboxesOfDomain, suspendMailboxesOfDomain } from '../mailboxes/service.ts';
-import type { PriceListConfig } from '../credit/prices.ts';
+import { pricesFor } from '../credit/price-lists.ts';
 import { checkDomainRecords, type RecordCheck } from './dns-check.ts';
 import { analyzeDomainName } from './names.ts';
 
@@ -21,7 +21,6 @@ export interface DomainDeps {
   db: DbOrTx;
   clock: Clock;
   config: AppConfig;
-  prices: PriceListConfig;
 }
 
 type DomainAction = 'verify' | 'withdraw' | 'request_cancellation' | 'undo_cancellation' | 'change_customer';
@@ -239,7 +238,7 @@ async function runCheck(config: AppConfig, row: Row, now: Date): Promise<DomainC
  * each record lacks; short credit is a 402 and leaves the domain pending.
  */
 export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner/db').Db }, partnerId: string, id: string, requestId: string | null): Promise<DomainView> {
-  const { db, clock, config, prices } = deps;
+  const { db, clock, config } = deps;
   const before = await findRow(db, partnerId, id);
   assertTransition(transitions, 'domain', id, before.status, 'verify');
   const check = await runCheck(config, before, clock.now());
@@ -264,7 +263,7 @@ export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner
       await resumeMailboxesOfDomain(tx, clock, id, now);
       await charge(tx, clock, {
         partnerId,
-        amount: prices.domain_certification.unit_amount,
+        amount: (await pricesFor(tx, partnerId, now)).prices.domain_certification.unit_amount,
         description: `Domain certification: ${row.name}`,
         item: { type: 'domain', id },
         requestId,

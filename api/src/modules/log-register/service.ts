@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, type SQL } from 'drizzle-orm';
 import { logRegister, type Db } from '@pec-partner/db';
+import { csvText } from '../../http/csv.ts';
 
 type Row = typeof logRegister.$inferSelect;
 
@@ -68,11 +69,9 @@ export async function* exportLogEntries(db: Db, query: LogQuery, batch = 500): A
 
 const CSV_COLUMNS = ['id', 'occurred_at', 'event', 'message_id', 'related_message_ids', 'sender', 'recipients', 'subject', 'provider', 'mailbox', 'details', 'hash'] as const;
 
-/** RFC 4180 field: quoted when needed; a leading = + - @ is prefixed with ' so spreadsheets do not run it. */
+/** RFC 4180 field (see csvText: quoted when needed, formulas defused). */
 function csvField(value: unknown): string {
-  let text = Array.isArray(value) ? value.join(' ') : value && typeof value === 'object' ? JSON.stringify(value) : String(value ?? '');
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  return csvText(Array.isArray(value) ? value.join(' ') : value && typeof value === 'object' ? JSON.stringify(value) : String(value ?? ''));
 }
 
 export async function* csvLines(entries: AsyncIterable<LogEntryView>): AsyncGenerator<string> {

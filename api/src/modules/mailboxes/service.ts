@@ -16,7 +16,7 @@ import { assertTransition, type Transitions } from '../../state-machine.ts';
 import { checkPlanChange, endAddonsOfMailbox, renewAddons } from '../addons/service.ts';
 import { boundRefund, renewalDescription } from '../credit/pro-rata.ts';
 import { charge, formatEuro, paidHistory, refund } from '../credit/service.ts';
-import type { PriceListConfig } from '../credit/prices.ts';
+import { pricesFor } from '../credit/price-lists.ts';
 import { revokeDelegationsOfMailbox } from '../delegations/service.ts';
 import { analyzeDomainName, isValidLocalPart } from '../domains/names.ts';
 import { validatePassword } from './password-policy.ts';
@@ -30,7 +30,6 @@ export interface MailboxDeps {
   db: Db;
   clock: Clock;
   config: AppConfig;
-  prices: PriceListConfig;
 }
 
 export const GB = 1024 ** 3;
@@ -163,7 +162,7 @@ export interface CreateMailboxInput {
  * at activation.
  */
 export async function createMailbox(deps: MailboxDeps, partnerId: string, input: CreateMailboxInput, requestId: string | null) {
-  const { db, clock, prices } = deps;
+  const { db, clock } = deps;
   const termYears = input.term_years ?? 1;
   const [customer] = await db.select({ id: customers.id }).from(customers).where(and(eq(customers.id, input.customer), eq(customers.partnerId, partnerId)));
   if (!customer) throw fieldError('/customer', 'resource_missing', `no customer '${input.customer}'`);
@@ -172,11 +171,12 @@ export async function createMailbox(deps: MailboxDeps, partnerId: string, input:
   if (input.password !== undefined) validatePassword(input.password);
   const password = input.password ?? generatePassword();
   const passwordHash = await hashPassword(password);
-  const plan = prices.mailbox_plans[input.plan];
 
   try {
     const row = await db.transaction(async (tx) => {
       const now = clock.now();
+      // The partner's price list in force now: its plan's quotas and price.
+      const plan = (await pricesFor(tx, partnerId, now)).prices.mailbox_plans[input.plan];
       if (resolved.domainId) {
         // Held until commit, so a cancellation or de-certification of the domain cannot slip in between.
         const [domain] = await tx.select({ id: domains.id, name: domains.name, status: domains.status, cancelAt: domains.cancelAt }).from(domains).where(eq(domains.id, resolved.domainId)).for('share');
@@ -357,7 +357,9 @@ export const undoMailboxCancellation = (deps: MailboxDeps, partnerId: string, id
 /** Charges the renewal and returns the new term; the scheduled plan change, if any, takes effect. */
 async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: number, now: Date, requestId: string | null): Promise<Partial<Row>> {
   const plan = row.planAtRenewal ?? row.plan;
-  const spec = deps.prices.mailbox_plans[plan];
+  // The prices in force at the renewal (not those of the first purchase): the partner's list as of `now`.
+  const prices = (await pricesFor(tx, row.partnerId, now)).prices;
+  const spec = prices.mailbox_plans[plan];
   await charge(tx, deps.clock, {
     partnerId: row.partnerId,
     amount: spec.unit_amount * termYears,
@@ -367,7 +369,7 @@ async function renewTerm(deps: MailboxDeps, tx: DbOrTx, row: Row, termYears: num
     requestId,
     at: now,
   });
-  const quotas = await renewAddons(tx, deps.clock, deps.prices, row, termYears, requestId);
+  const quotas = await renewAddons(tx, deps.clock, prices, row, termYears, requestId);
   // Renewing late does not bill the time the mailbox could not be used: the new term starts now.
   const from = row.expiresAt && row.expiresAt > now ? row.expiresAt : now;
   return {
@@ -405,9 +407,10 @@ export const renewMailbox = (deps: MailboxDeps, partnerId: string, id: string, t
 export const changeMailboxPlan = (deps: MailboxDeps, partnerId: string, id: string, plan: MailboxPlan, when: 'now' | 'renewal', requestId: string | null) =>
   mutate(deps, partnerId, id, 'change_plan', when === 'now' ? 'mailbox.plan_changed' : 'mailbox.updated', async (row, now, tx) => {
     if (when === 'now' && plan === row.plan) throw conflict('plan_unchanged', `Mailbox '${id}' is already on the ${plan} plan.`);
-    await checkPlanChange(tx, deps.prices, row, plan, when, now);
+    const prices = (await pricesFor(tx, partnerId, now)).prices;
+    await checkPlanChange(tx, prices, row, plan, when, now);
     if (when === 'renewal') return { planAtRenewal: plan === row.plan ? null : plan };
-    const spec = deps.prices.mailbox_plans[plan];
+    const spec = prices.mailbox_plans[plan];
     const history = await paidHistory(tx, partnerId, row);
     const item = { type: 'mailbox', id };
     const difference = Math.round(spec.unit_amount * history.yearsLeft(now) - history.unusedPaid(item, now));

@@ -4,7 +4,7 @@ import { bankStatementLines, bankStatements, topUps, type BankStatementLineStatu
 import type { Clock } from '../../clock.ts';
 import type { BankAccountConfig, InvoicingConfig } from '../../config.ts';
 import { newId } from '../../ids.ts';
-import { ProblemError } from '../../http/problem.ts';
+import { conflict, notFound, ProblemError } from '../../http/problem.ts';
 import { confirmTopUp, referencesIn, topUpsByReference } from '../credit/top-ups.ts';
 import { grossCents } from '../invoices/money.ts';
 import { recordAudit, type AuditActorRef } from './audit.ts';
@@ -214,4 +214,64 @@ export async function listStatementLines(db: DbOrTx, query: LineQuery): Promise<
     .orderBy(desc(bankStatementLines.id))
     .limit(query.limit + 1);
   return rows.map(statementLineView);
+}
+
+/** Locks an imported line for an operator's review; only an `unmatched` line can be resolved or ignored (409). */
+async function lockUnmatchedLine(tx: DbOrTx, id: string, action: 'resolve' | 'ignore'): Promise<LineRow> {
+  const [line] = await tx.select().from(bankStatementLines).where(eq(bankStatementLines.id, id)).for('update');
+  if (!line) throw notFound('bank statement line', id);
+  if (line.status !== 'unmatched') {
+    throw conflict('invalid_state_transition', `Bank statement line '${id}' is ${line.status}; only an unmatched line can be ${action === 'resolve' ? 'resolved' : 'ignored'}.`,
+      { current_status: line.status, allowed_from: ['unmatched'] });
+  }
+  return line;
+}
+
+/**
+ * The operator decides which pending top-up an unmatched line paid: the top-up is credited through the same path as
+ * a confirmation (exactly once, with its invoice) and the line becomes `matched`, in one transaction. The top-up must
+ * be pending or expired (money that arrived late); a credited or failed one is a 409, and so is a line already
+ * matched or ignored. The line's original mismatch reason stays in the audit trail.
+ */
+export async function resolveStatementLine(
+  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, invoicing: InvoicingConfig, by: AuditActorRef,
+  id: string, input: { topUpId: string; reason: string },
+): Promise<StatementLineView> {
+  return db.transaction(async (tx) => {
+    const line = await lockUnmatchedLine(tx, id, 'resolve');
+    const [topUp] = await tx.select().from(topUps).where(eq(topUps.id, input.topUpId)).for('update');
+    if (!topUp) throw notFound('top-up', input.topUpId);
+    if (topUp.status !== 'pending' && topUp.status !== 'expired') {
+      throw conflict('top_up_not_payable', `Top-up '${topUp.id}' is ${topUp.status}: only a pending or expired top-up can be paid by a statement line.`,
+        { current_status: topUp.status });
+    }
+    await confirmTopUp(tx, clock, bank, invoicing, by, topUp.id, { reason: input.reason, source: { type: 'bank_statement_line', id } });
+    const [row] = await tx
+      .update(bankStatementLines)
+      .set({ status: 'matched', topUpId: topUp.id, mismatchReason: null })
+      .where(eq(bankStatementLines.id, id))
+      .returning();
+    await recordAudit(tx, clock, by, {
+      action: 'bank_statement_line.resolved', targetType: 'bank_statement_line', targetId: id, partnerId: topUp.partnerId, reason: input.reason,
+      details: { top_up: topUp.id, line_amount: line.amountCents, top_up_gross: grossCents(topUp.amountCents), previous_mismatch_reason: line.mismatchReason },
+    });
+    return statementLineView(row!);
+  });
+}
+
+/** Money that is not a top-up (a refund from a supplier, a transfer to be returned): the line leaves the review queue. */
+export async function ignoreStatementLine(db: DbOrTx, clock: Clock, by: AuditActorRef, id: string, reason: string): Promise<StatementLineView> {
+  return db.transaction(async (tx) => {
+    const line = await lockUnmatchedLine(tx, id, 'ignore');
+    const [row] = await tx
+      .update(bankStatementLines)
+      .set({ status: 'ignored', mismatchReason: 'ignored_by_operator' })
+      .where(eq(bankStatementLines.id, id))
+      .returning();
+    await recordAudit(tx, clock, by, {
+      action: 'bank_statement_line.ignored', targetType: 'bank_statement_line', targetId: id, reason,
+      details: { amount: line.amountCents, previous_mismatch_reason: line.mismatchReason },
+    });
+    return statementLineView(row!);
+  });
 }

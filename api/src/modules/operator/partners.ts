@@ -1,5 +1,5 @@
 import { and, desc, eq, ilike, lt, or } from 'drizzle-orm';
-import { creditAccounts, partners, type DbOrTx, type PartnerStatus } from '@pec-partner/db';
+import { creditAccounts, DEFAULT_PRICE_LIST_ID, partners, type DbOrTx, type PartnerStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { notFound, ProblemError } from '../../http/problem.ts';
 import { assertTransition, type Transitions } from '../../state-machine.ts';
@@ -16,6 +16,7 @@ export type PartnerView = {
   status: PartnerStatus;
   suspended_at: string | null;
   suspension_reason: string | null;
+  price_list: string;
   balance: number;
   currency: 'EUR';
   created_at: string;
@@ -31,6 +32,7 @@ function partnerView(row: Row, balance: number): PartnerView {
     status: row.status,
     suspended_at: row.suspendedAt?.toISOString() ?? null,
     suspension_reason: row.suspensionReason,
+    price_list: row.priceListId ?? DEFAULT_PRICE_LIST_ID,
     balance,
     currency: 'EUR',
     created_at: row.createdAt.toISOString(),

@@ -1,5 +1,6 @@
+import type { FastifyReply } from 'fastify';
 import { Type, type TSchema } from 'typebox';
-import { bankStatementLineStatuses, operatorScopes, partnerStatuses, topUpStatuses } from '@pec-partner/db';
+import { bankStatementLineStatuses, mailboxPlans, operatorScopes, partnerStatuses, topUpStatuses } from '@pec-partner/db';
 import type { App, AppDeps } from '../../deps.ts';
 import { auditActorOf, operatorOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
@@ -7,7 +8,17 @@ import { problemResponses, ProblemError } from '../../http/problem.ts';
 import { LedgerEntry, TopUp } from '../credit/routes.ts';
 import { confirmTopUp, failTopUp, getTopUp, listTopUps, refundTopUp } from '../credit/top-ups.ts';
 import { listAudit } from './audit.ts';
-import { importBankStatement, listStatementLines } from './bank-statements.ts';
+import { ignoreStatementLine, importBankStatement, listStatementLines, resolveStatementLine } from './bank-statements.ts';
+import { PriceListConfig } from '../credit/prices.ts';
+import { getPriceList, listPriceLists } from '../credit/price-lists.ts';
+import { Invoice } from '../invoices/schemas.ts';
+import { InvoiceHtmlResponse, InvoiceXmlResponse, sendInvoiceHtml, sendInvoiceXml } from '../invoices/routes.ts';
+import { getInvoice, listInvoices } from '../invoices/service.ts';
+import { toCsv } from '../../http/csv.ts';
+import { addPriceListVersion, assignPriceList, createPriceList } from './price-lists.ts';
+import {
+  ACTIVE_MAILBOX_COLUMNS, activeMailboxesReport, CREDIT_BALANCE_COLUMNS, creditBalancesReport, MAX_REPORT_MONTHS, REVENUE_COLUMNS, revenueReport,
+} from './reports.ts';
 import { createOperatorKey, listOperatorKeys, revokeOperatorKey } from './keys.ts';
 import { adjustCredit, createPartnerAsOperator, getPartner, listPartners, setPartnerSuspended } from './partners.ts';
 
@@ -48,6 +59,7 @@ const Partner = Type.Object(
     status: Type.Enum(partnerStatuses),
     suspended_at: Nullable(Type.String({ format: 'date-time' })),
     suspension_reason: Nullable(Type.String()),
+    price_list: Type.String({ description: 'The price list it pays (`pl_…`; `pl_default` unless one was assigned).' }),
     balance: Type.Integer({ description: 'Euro cents of prepaid credit.' }),
     currency: Type.Literal('EUR'),
     created_at: Type.String({ format: 'date-time' }),
@@ -102,9 +114,9 @@ const BankStatementLine = Type.Object(
     remittance_information: Nullable(Type.String()),
     debtor_name: Nullable(Type.String()),
     debtor_iban: Nullable(Type.String()),
-    status: Type.Enum(bankStatementLineStatuses, { description: '`matched` (its top-up was credited), `unmatched` (for the operator), `ignored` (debits, reversals).' }),
+    status: Type.Enum(bankStatementLineStatuses, { description: '`matched` (its top-up was credited), `unmatched` (for the operator), `ignored` (debits, reversals, lines an operator set aside).' }),
     mismatch_reason: Nullable(Type.String({
-      description: '`no_reference`, `unknown_reference`, `several_references`, `amount_mismatch`, `currency_mismatch`, `top_up_credited`, `top_up_failed`, `top_up_expired`; for ignored lines `debit` or `reversal`.',
+      description: '`no_reference`, `unknown_reference`, `several_references`, `amount_mismatch`, `currency_mismatch`, `top_up_credited`, `top_up_failed`, `top_up_expired`; for ignored lines `debit`, `reversal` or `ignored_by_operator`.',
     })),
     top_up: Nullable(Type.String()),
     created_at: Type.String({ format: 'date-time' }),
@@ -133,6 +145,115 @@ const TopUpRefund = Type.Object(
   { top_up: TopUp, ledger_entry: Type.String({ description: 'The `top_up_refund` ledger entry.' }) },
   { title: 'TopUpRefund' },
 );
+
+const PriceListVersion = Type.Object(
+  {
+    object: Type.Literal('price_list_version'),
+    price_list: Type.String({ description: 'The list (`pl_…`).' }),
+    version: Type.Integer({ description: '1, 2, … in the order recorded.' }),
+    prices: PriceListConfig,
+    effective_from: Type.String({
+      format: 'date-time',
+      description: 'From this instant charges use this version, until a version with a later `effective_from` takes over (on the same instant, the higher version wins).',
+    }),
+    created_by: Nullable(Type.String({ description: 'The operator key that recorded it; null: the system (PRICES_FILE at start-up).' })),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { title: 'PriceListVersion', description: 'Immutable: a change of prices is a new version.' },
+);
+
+const PriceList = Type.Object(
+  {
+    id: Type.String({ description: 'Prefixed `pl_`; the default list is `pl_default`.' }),
+    object: Type.Literal('price_list'),
+    name: Type.String(),
+    default: Type.Boolean({ description: 'The list of every partner without an assignment (seeded from PRICES_FILE).' }),
+    current_version: Nullable(Type.Integer({ description: 'The version in force now.' })),
+    latest_version: Type.Integer({ description: 'The last version recorded (may be scheduled for later).' }),
+    created_by: Nullable(Type.String()),
+    created_at: Type.String({ format: 'date-time' }),
+    versions: Type.Optional(Type.Array(PriceListVersion, { description: 'Every version, oldest first (on GET of one list).' })),
+  },
+  { title: 'OperatorPriceList' },
+);
+
+const Month = Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$', description: 'A calendar month, `YYYY-MM` (Europe/Rome).' });
+const ReportFormat = { format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: '`json` (default) or `csv` (RFC 4180, header row, amounts in cents).' })) };
+const reportResponse = (schema: TSchema, columns: readonly string[]) => ({
+  200: {
+    description: `The report. As CSV the columns are, in this order: ${columns.map((c) => `\`${c}\``).join(', ')}; text cells beginning with = + - @ are prefixed with \`'\`.`,
+    content: { 'application/json': { schema }, 'text/csv': { schema: { type: 'string' } } },
+  },
+  ...problemResponses(403),
+});
+
+const CreditBalancesReport = Type.Object(
+  {
+    object: Type.Literal('credit_balances_report'),
+    generated_at: Type.String({ format: 'date-time' }),
+    currency: Type.Literal('EUR'),
+    total_balance: Type.Integer({ description: 'Euro cents: the sum of every partner\'s balance (credit owed to partners).' }),
+    data: Type.Array(Type.Object(
+      {
+        partner: Type.String(),
+        partner_name: Type.String(),
+        status: Type.Enum(partnerStatuses),
+        balance: Type.Integer({ description: 'Euro cents of prepaid credit now.' }),
+        currency: Type.Literal('EUR'),
+      },
+      { title: 'CreditBalanceReportRow' },
+    ), { description: 'One row per partner, by partner id.' }),
+  },
+  { title: 'CreditBalancesReport' },
+);
+
+const revenueAmounts = {
+  charged: Type.Integer({ description: 'Euro cents of credit spent on services in the month (`charge` ledger entries).' }),
+  refunded: Type.Integer({ description: 'Euro cents of credit given back for services (`refund` ledger entries: cancellations, downgrades).' }),
+  net_spent: Type.Integer({ description: '`charged` − `refunded`: the credit consumed, VAT excluded (VAT was invoiced on the top-up).' }),
+  topped_up: Type.Integer({ description: 'Euro cents of credit bought (`top_up` ledger entries, net of VAT), by the time of the credit.' }),
+  invoiced_net: Type.Integer({ description: 'Taxable amount of the invoices issued in the month (by their date of issue).' }),
+  invoiced_vat: Type.Integer({ description: 'VAT of those invoices.' }),
+  invoiced_gross: Type.Integer({ description: 'Their totals: `invoiced_net` + `invoiced_vat`, what partners paid.' }),
+};
+const RevenueReport = Type.Object(
+  {
+    object: Type.Literal('revenue_report'),
+    from: Month,
+    to: Month,
+    currency: Type.Literal('EUR'),
+    months: Type.Array(Type.Object({ month: Month, ...revenueAmounts }, { title: 'RevenueReportMonth' }), { description: 'Every month of the range, all partners together.' }),
+    data: Type.Array(Type.Object({ month: Month, partner: Type.String(), partner_name: Type.String(), ...revenueAmounts }, { title: 'RevenueReportRow' }), {
+      description: 'Per month and partner, by month then partner id; only where something happened. Operator adjustments and top-up refunds are not revenue and are not counted.',
+    }),
+  },
+  { title: 'RevenueReport' },
+);
+
+const ActiveMailboxesReport = Type.Object(
+  {
+    object: Type.Literal('active_mailboxes_report'),
+    generated_at: Type.String({ format: 'date-time' }),
+    plans: Type.Array(Type.Object({ plan: Type.Enum(mailboxPlans), active_mailboxes: Type.Integer() }, { title: 'ActiveMailboxesPlan' }), {
+      description: 'Every plan (standard, pro, premium) with its mailboxes in status `active` now.',
+    }),
+    data: Type.Array(Type.Object(
+      { partner: Type.String(), partner_name: Type.String(), plan: Type.Enum(mailboxPlans), active_mailboxes: Type.Integer() },
+      { title: 'ActiveMailboxesReportRow' },
+    ), { description: 'Per partner and plan, by partner id then plan; only where there is at least one.' }),
+  },
+  { title: 'ActiveMailboxesReport' },
+);
+
+/** `format=csv`: the rows as an RFC 4180 attachment; otherwise the JSON report. */
+function sendReport<C extends string>(reply: FastifyReply, format: 'json' | 'csv' | undefined, name: string, report: { data: readonly Record<C, string | number | null>[] }, columns: readonly C[]) {
+  if (format !== 'csv') return report;
+  return reply
+    .type('text/csv; charset=utf-8')
+    .header('content-disposition', `attachment; filename="${name}.csv"`)
+    .header('x-content-type-options', 'nosniff')
+    .send(toCsv(columns, report.data) as never);
+}
 
 export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): Promise<void> {
   const bank = config.bankAccount;
@@ -367,6 +488,204 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
     const { limit = 10, starting_after, status, statement } = request.query;
     return toPage(await listStatementLines(db, { limit, startingAfter: starting_after, status, statement }), limit);
   });
+
+  app.post('/v1/operator/bank-statement-lines/:id/resolve', {
+    config: operator('billing'),
+    schema: {
+      operationId: 'operatorResolveBankStatementLine', tags, security, summary: 'Assign an unmatched statement line to the top-up it paid',
+      description:
+        `${scopeNote('billing')} Credits the top-up as a confirmation does (its ledger entry, invoice and events, exactly once) ` +
+        'and marks the line `matched`, in one transaction. The line must be `unmatched` and the top-up `pending` or `expired` (409 otherwise).',
+      params: Id('A bank statement line id (`bsl_…`).'),
+      body: Type.Object(
+        { top_up: Type.String({ minLength: 1, maxLength: 100, description: 'The top-up the money was for (`top_…`).' }), reason: Reason },
+        { title: 'BankStatementLineResolve', additionalProperties: false },
+      ),
+      response: { 200: BankStatementLine, ...problemResponses(403, 404, 409) },
+    },
+  }, async (request) => resolveStatementLine(db, clock, bank, config.invoicing, auditActorOf(operatorOf(request, 'billing')), request.params.id, { topUpId: request.body.top_up, reason: request.body.reason }));
+
+  app.post('/v1/operator/bank-statement-lines/:id/ignore', {
+    config: operator('billing'),
+    schema: {
+      operationId: 'operatorIgnoreBankStatementLine', tags, security, summary: 'Set an unmatched statement line aside (not a top-up)',
+      description: `${scopeNote('billing')} The line becomes \`ignored\` (\`mismatch_reason\`: \`ignored_by_operator\`); nothing is credited. Only an \`unmatched\` line (409 otherwise).`,
+      params: Id('A bank statement line id (`bsl_…`).'),
+      body: Type.Object({ reason: Reason }, { title: 'BankStatementLineIgnore', additionalProperties: false }),
+      response: { 200: BankStatementLine, ...problemResponses(403, 404, 409) },
+    },
+  }, async (request) => ignoreStatementLine(db, clock, auditActorOf(operatorOf(request, 'billing')), request.params.id, request.body.reason));
+
+  // Price lists
+  const PriceListCreate = Type.Object(
+    { name: Type.String({ minLength: 1, maxLength: 200 }), prices: PriceListConfig, reason: Reason },
+    { title: 'PriceListCreate', additionalProperties: false },
+  );
+  app.post('/v1/operator/price-lists', {
+    config: operator('billing'),
+    schema: {
+      operationId: 'operatorCreatePriceList', tags, security, summary: 'Create a price list (its version 1 is in force from now)',
+      description: `${scopeNote('billing')} Assign it to partners with POST /v1/operator/partners/{id}/price-list.`,
+      body: PriceListCreate,
+      response: { 201: PriceList, ...problemResponses(403) },
+    },
+  }, async (request, reply) => {
+    const { name, prices, reason } = request.body;
+    return reply.code(201).send(await createPriceList(db, clock, auditActorOf(operatorOf(request, 'billing')), { name: name.trim(), prices, reason }));
+  });
+
+  app.get('/v1/operator/price-lists', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorListPriceLists', tags, security, summary: 'Price lists, newest first', description: scopeNote('read_only'),
+      querystring: Type.Object(
+        { limit: ListQuery.limit, starting_after: Type.Optional(Type.String({ maxLength: 100, description: 'Cursor: the `next_cursor` of the previous page (a price list id).' })) },
+        { additionalProperties: false },
+      ),
+      response: { 200: ListOf(PriceList, 'OperatorPriceListList'), ...problemResponses(403) },
+    },
+  }, async (request) => {
+    const { limit = 10, starting_after } = request.query;
+    return toPage(await listPriceLists(db, clock.now(), { limit, startingAfter: starting_after }), limit);
+  });
+
+  app.get('/v1/operator/price-lists/:id', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorGetPriceList', tags, security, summary: 'Get a price list with all its versions', description: scopeNote('read_only'),
+      params: Id('A price list id (`pl_…`).'),
+      response: { 200: PriceList, ...problemResponses(403, 404) },
+    },
+  }, async (request) => getPriceList(db, clock.now(), request.params.id));
+
+  app.post('/v1/operator/price-lists/:id/versions', {
+    config: operator('billing'),
+    schema: {
+      operationId: 'operatorCreatePriceListVersion', tags, security, summary: 'Record a new version of a price list, now or scheduled',
+      description:
+        `${scopeNote('billing')} Versions are immutable and never deleted. The new version applies to every charge from ` +
+        '`effective_from` on (default: now; never in the past, beyond 5 minutes of tolerance): mailbox creation, renewals, ' +
+        'plan changes, add-ons and domain certification of the partners on this list. A scheduled version can be superseded ' +
+        'by another with the same `effective_from` (the higher version wins).',
+      params: Id('A price list id (`pl_…`).'),
+      body: Type.Object(
+        {
+          prices: PriceListConfig,
+          effective_from: Type.Optional(Type.String({ format: 'date-time', description: 'When it takes effect; default: now.' })),
+          reason: Reason,
+        },
+        { title: 'PriceListVersionCreate', additionalProperties: false },
+      ),
+      response: { 201: PriceListVersion, ...problemResponses(403, 404) },
+    },
+  }, async (request, reply) => {
+    const { prices, effective_from, reason } = request.body;
+    const version = await addPriceListVersion(db, clock, auditActorOf(operatorOf(request, 'billing')), request.params.id, {
+      prices, effectiveFrom: effective_from ? new Date(effective_from) : undefined, reason,
+    });
+    return reply.code(201).send(version);
+  });
+
+  app.post('/v1/operator/partners/:id/price-list', {
+    config: operator('billing'),
+    schema: {
+      operationId: 'operatorAssignPriceList', tags, security, summary: 'Assign a price list to a partner',
+      description:
+        `${scopeNote('billing')} From now on the partner's charges use this list's version in force at each charge; ` +
+        'nothing already charged changes. `null` (or `pl_default`) returns it to the default list. Emits ' +
+        '`partner.price_list_assigned`; assigning the list it already has changes nothing.',
+      params: Id('A partner id (`ptn_…`).'),
+      body: Type.Object(
+        { price_list: Nullable(Type.String({ minLength: 1, maxLength: 100, description: 'A price list id (`pl_…`); null: the default list.' })), reason: Reason },
+        { title: 'PriceListAssignment', additionalProperties: false },
+      ),
+      response: { 200: Partner, ...problemResponses(403, 404) },
+    },
+  }, async (request) => assignPriceList(db, clock, auditActorOf(operatorOf(request, 'billing')), request.params.id, request.body.price_list, request.body.reason));
+
+  // Business reports
+  app.get('/v1/operator/reports/credit-balances', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorReportCreditBalances', tags, security, summary: "Report: every partner's credit balance",
+      description: `${scopeNote('read_only')} JSON, or CSV with \`format=csv\`.`,
+      querystring: Type.Object(ReportFormat, { additionalProperties: false }),
+      response: reportResponse(CreditBalancesReport, CREDIT_BALANCE_COLUMNS),
+    },
+  }, async (request, reply) => sendReport(reply, request.query.format, 'credit-balances', await creditBalancesReport(db, clock.now()), CREDIT_BALANCE_COLUMNS));
+
+  app.get('/v1/operator/reports/revenue', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorReportRevenue', tags, security, summary: 'Report: revenue per month and per partner',
+      description:
+        `${scopeNote('read_only')} Months are calendar months in Europe/Rome (as the invoices' dates), \`from\` and \`to\` ` +
+        `included, at most ${MAX_REPORT_MONTHS}. Credit spent and refunded, credit bought, and invoiced amounts (net, VAT, gross); ` +
+        'euro cents. JSON, or CSV (the per-partner rows) with `format=csv`.',
+      querystring: Type.Object({ from: Month, to: Month, ...ReportFormat }, { additionalProperties: false }),
+      response: reportResponse(RevenueReport, REVENUE_COLUMNS),
+    },
+  }, async (request, reply) => sendReport(reply, request.query.format, `revenue-${request.query.from}-${request.query.to}`, await revenueReport(db, request.query.from, request.query.to), REVENUE_COLUMNS));
+
+  app.get('/v1/operator/reports/active-mailboxes', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorReportActiveMailboxes', tags, security, summary: 'Report: active mailboxes per plan and per partner',
+      description: `${scopeNote('read_only')} Mailboxes in status \`active\` now. JSON, or CSV (the per-partner rows) with \`format=csv\`.`,
+      querystring: Type.Object(ReportFormat, { additionalProperties: false }),
+      response: reportResponse(ActiveMailboxesReport, ACTIVE_MAILBOX_COLUMNS),
+    },
+  }, async (request, reply) => sendReport(reply, request.query.format, 'active-mailboxes', await activeMailboxesReport(db, clock.now()), ACTIVE_MAILBOX_COLUMNS));
+
+  // Invoices (the partners' invoices, as they download them)
+  const InvoiceId = Id('An invoice id (`inv_…`).');
+  app.get('/v1/operator/invoices', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorListInvoices', tags, security, summary: "All partners' invoices, newest first", description: scopeNote('read_only'),
+      querystring: Type.Object(
+        {
+          ...ListQuery,
+          partner: Type.Optional(Type.String({ description: "Only this partner's." })),
+          year: Type.Optional(Type.Integer({ minimum: 2000, maximum: 2100, description: 'Only invoices numbered in this year.' })),
+        },
+        { additionalProperties: false },
+      ),
+      response: { 200: ListOf(Invoice, 'OperatorInvoiceList'), ...problemResponses(403) },
+    },
+  }, async (request) => {
+    const { limit = 10, starting_after, partner, year } = request.query;
+    return toPage(await listInvoices(db, { operator: true }, { limit, startingAfter: starting_after, year, partnerId: partner }), limit);
+  });
+
+  app.get('/v1/operator/invoices/:id', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorGetInvoice', tags, security, summary: 'Get an invoice', description: scopeNote('read_only'),
+      params: InvoiceId,
+      response: { 200: Invoice, ...problemResponses(403, 404) },
+    },
+  }, async (request) => getInvoice(db, { operator: true }, request.params.id));
+
+  app.get('/v1/operator/invoices/:id/xml', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorGetInvoiceXml', tags, security, summary: 'Download an invoice\'s FatturaPA file',
+      description: `${scopeNote('read_only')} The same file, name and headers as the partner's download.`,
+      params: InvoiceId,
+      response: { 200: InvoiceXmlResponse, ...problemResponses(403, 404) },
+    },
+  }, async (request, reply) => sendInvoiceXml(reply, db, { operator: true }, request.params.id));
+
+  app.get('/v1/operator/invoices/:id/html', {
+    config: operator('read_only'),
+    schema: {
+      operationId: 'operatorGetInvoiceHtml', tags, security, summary: 'The readable copy of an invoice',
+      description: `${scopeNote('read_only')} The same page as the partner's.`,
+      params: InvoiceId,
+      response: { 200: InvoiceHtmlResponse, ...problemResponses(403, 404) },
+    },
+  }, async (request, reply) => sendInvoiceHtml(reply, db, { operator: true }, request.params.id));
 
   // Audit trail
   app.get('/v1/operator/audit-log', {
