@@ -4231,7 +4231,7 @@ export interface components {
         };
         /**
          * TopUpCheckoutUrls
-         * @description Card top-ups only (required with `method: card`).
+         * @description Card top-ups: required with `method: card`, ignored for bank transfers.
          */
         TopUpCheckoutUrls: {
             /** @description An http(s) URL: where the payer lands after paying. */

@@ -75,7 +75,7 @@ const TopUpRequest = Type.Object(
         success_url: Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL: where the payer lands after paying.' }),
         cancel_url: Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL: where the payer lands after giving up.' }),
       },
-      { title: 'TopUpCheckoutUrls', additionalProperties: false, description: 'Card top-ups only (required with `method: card`).' },
+      { title: 'TopUpCheckoutUrls', additionalProperties: false, description: 'Card top-ups: required with `method: card`, ignored for bank transfers.' },
     )),
   },
   { title: 'TopUpRequest', additionalProperties: false },
@@ -195,10 +195,8 @@ export async function creditRoutes(app: App, { db, clock, prices, config }: AppD
     if (method === 'card' && !checkout) {
       throw invalid([{ pointer: '/checkout', location: 'body', code: 'required', detail: 'is required with method card (success_url and cancel_url)' }]);
     }
-    if (method !== 'card' && checkout) {
-      throw invalid([{ pointer: '/checkout', location: 'body', code: 'not_allowed', detail: 'is for card top-ups only' }]);
-    }
-    if (checkout) {
+    // `checkout` is for card top-ups only; a bank transfer ignores it (a client may always send the same shape).
+    if (method === 'card' && checkout) {
       const errors = [checkoutUrl(checkout.success_url, '/checkout/success_url'), checkoutUrl(checkout.cancel_url, '/checkout/cancel_url')].filter((e) => e !== null);
       if (errors.length > 0) throw invalid(errors);
     }
@@ -209,7 +207,7 @@ export async function creditRoutes(app: App, { db, clock, prices, config }: AppD
       description: request.body.description,
       requestId: request.id,
       method,
-      checkout: checkout ? { successUrl: checkout.success_url, cancelUrl: checkout.cancel_url } : undefined,
+      checkout: method === 'card' && checkout ? { successUrl: checkout.success_url, cancelUrl: checkout.cancel_url } : undefined,
     }, stripeGateway(config.stripe));
     return reply.code(201).send(topUp);
   });
