@@ -40,6 +40,7 @@ import { webhookRoutes } from './modules/webhooks/routes.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { productTasks } from './jobs/tasks.ts';
 import { operatorRoutes } from './modules/operator/routes.ts';
+import { paymentRoutes } from './modules/payments/routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -161,6 +162,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await pecRoutes(scope as App, pecDeps);
     await eventRoutes(scope as App, deps);
     await webhookRoutes(scope as App, { ...deps, webhooks });
+    // Encapsulated inside: Stripe's webhook keeps its body raw (the signature covers the exact bytes).
+    await paymentRoutes(scope as App, deps);
     // Encapsulated: the XML body parser (CAMT.053 statements) exists on the operator routes only.
     await scope.register(async (operatorScope) => operatorRoutes(operatorScope as App, deps));
   });

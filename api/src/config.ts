@@ -39,6 +39,49 @@ export interface AppConfig {
   bankAccount: BankAccountConfig | null;
   /** The provider's own fiscal data: the supplier (cedente/prestatore) on every invoice it issues to partners. */
   invoicing: InvoicingConfig;
+  /** Card top-ups through Stripe Checkout; null when not configured (then only bank transfers are offered). */
+  stripe: StripeConfig | null;
+}
+
+/** Stripe's secret API key and the signing secret of the webhook endpoint; `api` overrides where the library connects. */
+export interface StripeConfig {
+  secretKey: string;
+  webhookSecret: string;
+  /** From STRIPE_API_BASE_URL: a local fake of Stripe's API in tests; unset: api.stripe.com. */
+  api: { host: string; port: number; protocol: 'http' | 'https' } | undefined;
+}
+
+function loadStripeConfig(env: NodeJS.ProcessEnv): StripeConfig | null {
+  const secretKey = env.STRIPE_SECRET_KEY?.trim() || undefined;
+  const webhookSecret = env.STRIPE_WEBHOOK_SECRET?.trim() || undefined;
+  const base = env.STRIPE_API_BASE_URL?.trim() || undefined;
+  if (!secretKey && !webhookSecret) {
+    if (base) throw new ConfigError('STRIPE_API_BASE_URL needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET.');
+    return null;
+  }
+  if (!secretKey || !webhookSecret) throw new ConfigError('STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both or none.');
+  // Secret (sk_) or restricted (rk_) keys, live or test; never the publishable key (pk_), which cannot create sessions.
+  if (!/^(sk|rk)_(live|test)_[A-Za-z0-9]{8,}$/.test(secretKey)) {
+    throw new ConfigError("STRIPE_SECRET_KEY must be a Stripe secret or restricted key ('sk_live_…', 'sk_test_…', 'rk_…'); the value given is not one.");
+  }
+  if (!/^whsec_[A-Za-z0-9+/=]{8,}$/.test(webhookSecret)) {
+    throw new ConfigError("STRIPE_WEBHOOK_SECRET must be the signing secret of the webhook endpoint ('whsec_…', in Stripe's dashboard); the value given is not one.");
+  }
+  let api: StripeConfig['api'];
+  if (base) {
+    let url: URL;
+    try {
+      url = new URL(base);
+    } catch {
+      throw new ConfigError(`STRIPE_API_BASE_URL must be an absolute http(s) URL such as http://127.0.0.1:12111; got '${base}'.`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
+      throw new ConfigError(`STRIPE_API_BASE_URL must be an http(s) origin (scheme, host, optional port; no path); got '${base}'.`);
+    }
+    const protocol = url.protocol === 'http:' ? 'http' : 'https';
+    api = { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : protocol === 'http' ? 80 : 443, protocol };
+  }
+  return { secretKey, webhookSecret, api };
 }
 
 /** The provider's bank account, as shown in a pending top-up's payment instructions. */
@@ -401,5 +444,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     webhooks: loadWebhookConfig(env),
     bankAccount,
     invoicing: loadInvoicingConfig(env, pec.providerName, bankAccount),
+    stripe: loadStripeConfig(env),
   };
 }

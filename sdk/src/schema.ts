@@ -186,8 +186,10 @@ export interface paths {
         get: operations["listTopUps"];
         put?: never;
         /**
-         * Ask to add prepaid credit (pay by bank transfer)
+         * Ask to add prepaid credit (pay by bank transfer or card)
          * @description Creates a `pending` top-up and answers how to pay it: the provider's IBAN, BIC and beneficiary, the exact amount and a unique `payment_reference` to quote in the transfer. `amount` is the credit, net of VAT; the transfer carries the gross (`bank_transfer.amount`: the credit plus 22 % VAT, as invoiced). Nothing is credited now: the credit comes when the provider sees the money (an operator confirms it or the bank statement matches it), with a `credit.top_up.credited` event and its invoice (`invoice.created`, GET /v1/invoices) in the same transaction. Every credit is invoiced, so your fiscal data must be complete first (PATCH /v1/account), otherwise a 409 `fiscal_data_required` names what is missing. Unpaid top-ups expire after 30 days.
+         *
+         *     With `method: card` (when the provider offers it) the answer carries `card.checkout_url` instead: a Stripe Checkout page that charges the gross amount, after which the payer returns to your `checkout.success_url` or `cancel_url`. The top-up is credited only when Stripe confirms the payment to the provider (never by the return to your page); an unpaid checkout expires after 24 h. Without card payments configured: 422 `payment_method_unavailable`; when Stripe cannot be reached or refuses: 502 `payment_provider_unavailable` and no top-up is created.
          */
         post: operations["createTopUp"];
         delete?: never;
@@ -1748,6 +1750,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/payments/stripe/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe's webhook endpoint (card top-ups)
+         * @description For Stripe only: configure this URL in Stripe's dashboard with the events `checkout.session.completed`, `checkout.session.async_payment_succeeded`, `checkout.session.async_payment_failed` and `checkout.session.expired`. Body: the event as Stripe sends it; it must verify with the endpoint's signing secret (`Stripe-Signature`, at most 300 s old), otherwise 400 `invalid_signature` and nothing changes. A paid session credits its top-up exactly once, however often the event is delivered; other events are answered 200 and ignored. 404 `payment_method_unavailable` when card payments are not configured.
+         */
+        post: operations["receiveStripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/api-keys": {
         parameters: {
             query?: never;
@@ -2673,6 +2695,21 @@ export interface components {
             slug: string;
             colors: components["schemas"]["BrandingColors"];
             texts: components["schemas"]["BrandingTextsInput"];
+        };
+        /**
+         * CardCheckout
+         * @description Card top-ups: the Stripe Checkout that collects the payment; null for bank transfers.
+         */
+        CardCheckout: {
+            /** @description Stripe's hosted checkout page: send the payer there. */
+            checkout_url: string;
+            /** @description The Stripe Checkout Session (`cs_…`). */
+            checkout_session_id: string;
+            /** @description Euro cents charged to the card: the credit plus 22 % VAT, as invoiced. */
+            amount: number;
+            /** @enum {string} */
+            currency: "EUR";
+            payment_intent: string | null;
         };
         /** CreditAdjustmentCreate */
         CreditAdjustmentCreate: {
@@ -4479,6 +4516,20 @@ export interface components {
             /** @description Their totals: `invoiced_net` + `invoiced_vat`, what partners paid. */
             invoiced_gross: number;
         };
+        /** StripeWebhookReceipt */
+        StripeWebhookReceipt: {
+            /** @enum {boolean} */
+            received: true;
+            /** @description Stripe's event id. */
+            event: string;
+            /** @description The event had been received before: nothing was done again. */
+            duplicate: boolean;
+            /**
+             * @description What the event did: `credited`, `already_credited`, `failed`, `expired`, `awaiting_payment` (a delayed payment method), `ignored`; `amount_mismatch`, `unknown_session` and `top_up_not_creditable` credit nothing and are flagged for the operator.
+             * @enum {unknown}
+             */
+            outcome: "credited" | "already_credited" | "failed" | "expired" | "awaiting_payment" | "amount_mismatch" | "unknown_session" | "top_up_not_creditable" | "ignored";
+        };
         /** SubmissionRecipient */
         SubmissionRecipient: {
             address: string;
@@ -4689,14 +4740,17 @@ export interface components {
             object: "top_up";
             /** @description The partner that asked for it. */
             partner: string;
-            /** @description Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` is the gross to pay). */
+            /** @description Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` or `card.amount` is the gross to pay). */
             amount: number;
             /** @enum {string} */
             currency: "EUR";
-            /** @enum {string} */
-            method: "bank_transfer";
             /**
-             * @description `pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` after 30 days.
+             * @description `bank_transfer` or `card` (Stripe Checkout).
+             * @enum {unknown}
+             */
+            method: "bank_transfer" | "card";
+            /**
+             * @description `pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` (bank transfers after 30 days, card top-ups when their checkout expires, 24 h).
              * @enum {unknown}
              */
             status: "pending" | "credited" | "failed" | "expired";
@@ -4705,6 +4759,7 @@ export interface components {
             partner_reference: string | null;
             description: string | null;
             bank_transfer: components["schemas"]["BankTransferInstructions"] | null;
+            card: components["schemas"]["CardCheckout"] | null;
             /**
              * Format: date-time
              * @description A pending top-up expires 30 days after it was created.
@@ -4719,6 +4774,16 @@ export interface components {
             refunded_amount: number;
             /** Format: date-time */
             created_at: string;
+        };
+        /**
+         * TopUpCheckoutUrls
+         * @description Card top-ups: required with `method: card`, ignored for bank transfers.
+         */
+        TopUpCheckoutUrls: {
+            /** @description An http(s) URL: where the payer lands after paying. */
+            success_url: string;
+            /** @description An http(s) URL: where the payer lands after giving up. */
+            cancel_url: string;
         };
         /** TopUpConfirm */
         TopUpConfirm: {
@@ -4761,6 +4826,12 @@ export interface components {
             /** @description Optional: your own reference for this top-up (an order or invoice number), kept as `partner_reference`. It is not what the bank transfer quotes: quote the `payment_reference` of the answer. */
             payment_reference?: string;
             description?: string;
+            /**
+             * @description How you will pay: `bank_transfer` (default: the answer's `bank_transfer` instructions) or `card` (the answer's `card.checkout_url`, a Stripe Checkout page; needs `checkout`). Card payments are offered only when the provider has configured them.
+             * @enum {unknown}
+             */
+            method?: "bank_transfer" | "card";
+            checkout?: components["schemas"]["TopUpCheckoutUrls"];
         };
         /** WebhookAttempt */
         WebhookAttempt: {
@@ -6149,6 +6220,15 @@ export interface operations {
             };
             /** @description Too many requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad gateway (a payment provider could not be reached or refused) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15347,6 +15427,71 @@ export interface operations {
             };
             /** @description Unsupported media type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receiveStripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StripeWebhookReceipt"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

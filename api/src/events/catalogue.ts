@@ -50,10 +50,10 @@ export const eventTypes = {
   'credit.adjusted':
     "The provider's operator corrected the credit with a reason (`data.object` is the `adjustment_credit` or `adjustment_debit` ledger entry).",
   'credit.paid_out': 'Part or all of a credited top-up was paid back to you by the provider (`data.object` is the `top_up_refund` ledger entry).',
-  'credit.top_up.created': 'A top-up was requested: it is `pending` until the bank transfer quoting its `payment_reference` arrives.',
+  'credit.top_up.created': 'A top-up was requested: it is `pending` until the bank transfer quoting its `payment_reference` arrives, or its card checkout is paid.',
   'credit.top_up.credited': 'The money of a top-up arrived and was credited (`ledger_entry` names the `top_up` entry).',
   'credit.top_up.failed': 'A top-up will not be credited (`failure_reason` says why).',
-  'credit.top_up.expired': 'No payment arrived for a pending top-up within 30 days.',
+  'credit.top_up.expired': 'No payment arrived for a pending top-up in time (30 days for a bank transfer; a card checkout closes after 24 h).',
   'credit.top_up.refunded': 'Part or all of a credited top-up was paid back (`refunded_amount`).',
   'credit.balance_low':
     "A movement took the balance from at or above the partner's threshold to below it (`data.object` is the balance, as GET /v1/credit shows it).",

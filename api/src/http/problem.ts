@@ -75,6 +75,7 @@ const problemTitles: Record<number, string> = {
   422: 'Unprocessable request',
   429: 'Too many requests',
   500: 'Internal error',
+  502: 'Bad gateway (a payment provider could not be reached or refused)',
   503: 'Service unavailable (retry after `Retry-After` seconds)',
 };
 

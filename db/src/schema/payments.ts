@@ -1,18 +1,18 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, date, index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, date, index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { partners } from './partners.ts';
 import { creditLedgerEntries } from './credit.ts';
 import { operatorApiKeys } from './operator.ts';
 
 export const topUpStatuses = ['pending', 'credited', 'failed', 'expired'] as const;
 export type TopUpStatus = (typeof topUpStatuses)[number];
-export const topUpMethods = ['bank_transfer'] as const;
+export const topUpMethods = ['bank_transfer', 'card'] as const;
 export type TopUpMethod = (typeof topUpMethods)[number];
 
 /**
  * Money a partner means to send. Created `pending` by the partner with a payment reference to quote; only the
- * provider's side (an operator's confirmation or a matched bank statement line) makes it `credited`, in the
- * transaction that appends the ledger entry, exactly once.
+ * provider's side (an operator's confirmation, a matched bank statement line or, for cards, Stripe's verified
+ * webhook) makes it `credited`, in the transaction that appends the ledger entry, exactly once.
  */
 export const topUps = pgTable(
   'top_ups',
@@ -37,17 +37,24 @@ export const topUps = pgTable(
     /** Paid back to the partner by operators (`top_up_refund` ledger entries), never more than the amount. */
     refundedCents: bigint('refunded_cents', { mode: 'number' }).notNull().default(0),
     requestId: text('request_id'),
+    /** Card top-ups: the Stripe Checkout Session that collects the gross amount (one per top-up), and its page. */
+    stripeCheckoutSessionId: text('stripe_checkout_session_id'),
+    stripeCheckoutUrl: text('stripe_checkout_url'),
+    /** The PaymentIntent that paid the session, from the webhook that credited it (what a Stripe refund names). */
+    stripePaymentIntentId: text('stripe_payment_intent_id'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [
     uniqueIndex('top_ups_payment_reference_key').on(t.paymentReference),
+    uniqueIndex('top_ups_stripe_checkout_session_key').on(t.stripeCheckoutSessionId),
     uniqueIndex('top_ups_ledger_entry_key').on(t.ledgerEntryId),
     index('top_ups_partner_idx').on(t.partnerId, t.id),
     index('top_ups_status_idx').on(t.status, t.expiresAt),
     check('top_ups_amount_check', sql`${t.amountCents} > 0`),
     check('top_ups_status_check', sql`${t.status} in ('pending','credited','failed','expired')`),
-    check('top_ups_method_check', sql`${t.method} in ('bank_transfer')`),
+    check('top_ups_method_check', sql`${t.method} in ('bank_transfer','card')`),
+    check('top_ups_card_session_check', sql`(${t.method} = 'card') = (${t.stripeCheckoutSessionId} is not null)`),
     check('top_ups_credited_check', sql`(${t.status} = 'credited') = (${t.ledgerEntryId} is not null and ${t.creditedAt} is not null)`),
     check('top_ups_refunded_check', sql`${t.refundedCents} >= 0 and ${t.refundedCents} <= ${t.amountCents} and (${t.refundedCents} = 0 or ${t.status} = 'credited')`),
   ],
@@ -108,5 +115,39 @@ export const bankStatementLines = pgTable(
     check('bank_statement_lines_cd_check', sql`${t.creditDebit} in ('credit','debit')`),
     check('bank_statement_lines_amount_check', sql`${t.amountCents} > 0`),
     check('bank_statement_lines_matched_check', sql`(${t.status} = 'matched') = (${t.topUpId} is not null and ${t.mismatchReason} is null)`),
+  ],
+);
+
+export const stripeEventOutcomes = [
+  'credited', 'already_credited', 'failed', 'expired', 'awaiting_payment', 'amount_mismatch', 'unknown_session', 'top_up_not_creditable', 'ignored',
+] as const;
+export type StripeEventOutcome = (typeof stripeEventOutcomes)[number];
+
+/**
+ * Every verified Stripe webhook event, once: the primary key is Stripe's event id, so a redelivered or replayed
+ * event finds its row and changes nothing. Written in the transaction that acts on it (credits, fails, expires the
+ * top-up), so an event whose handling failed is not recorded and Stripe's next delivery tries again. Outcomes
+ * `amount_mismatch`, `unknown_session` and `top_up_not_creditable` are money that needs an operator.
+ */
+export const stripeEvents = pgTable(
+  'stripe_events',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    livemode: boolean('livemode').notNull(),
+    checkoutSessionId: text('checkout_session_id'),
+    topUpId: text('top_up_id').references(() => topUps.id),
+    outcome: text('outcome', { enum: stripeEventOutcomes }).notNull(),
+    /** The session's `amount_total` and `currency`, as Stripe sent them. */
+    amountCents: bigint('amount_cents', { mode: 'number' }),
+    currency: text('currency'),
+    detail: text('detail'),
+    stripeCreatedAt: timestamp('stripe_created_at', { withTimezone: true, mode: 'date' }).notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    index('stripe_events_top_up_idx').on(t.topUpId),
+    index('stripe_events_outcome_idx').on(t.outcome, t.receivedAt),
+    check('stripe_events_outcome_check', sql`${t.outcome} in ('credited','already_credited','failed','expired','awaiting_payment','amount_mismatch','unknown_session','top_up_not_creditable','ignored')`),
   ],
 );

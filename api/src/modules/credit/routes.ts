@@ -3,11 +3,12 @@ import { ledgerEntryKinds } from '@pec-partner/db';
 import type { App, AppDeps } from '../../deps.ts';
 import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
-import { invalid, problemResponses } from '../../http/problem.ts';
+import { invalid, problemResponses, type FieldError } from '../../http/problem.ts';
 import { Price, priceObjects } from './prices.ts';
 import { priceScheduleFor } from './price-lists.ts';
 import { getBalance, listLedger, setLowBalanceThreshold } from './service.ts';
-import { topUpStatuses } from '@pec-partner/db';
+import { topUpMethods, topUpStatuses } from '@pec-partner/db';
+import { stripeGateway } from '../payments/stripe.ts';
 import { createTopUp, getTopUp, listTopUps, TOP_UP_EXPIRES_AFTER_DAYS } from './top-ups.ts';
 
 export const LedgerEntry = Type.Object(
@@ -65,9 +66,33 @@ const TopUpRequest = Type.Object(
         'It is not what the bank transfer quotes: quote the `payment_reference` of the answer.',
     })),
     description: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    method: Type.Optional(Type.Enum(topUpMethods, {
+      description:
+        'How you will pay: `bank_transfer` (default: the answer\'s `bank_transfer` instructions) or `card` (the answer\'s ' +
+        '`card.checkout_url`, a Stripe Checkout page; needs `checkout`). Card payments are offered only when the provider has configured them.',
+    })),
+    checkout: Type.Optional(Type.Object(
+      {
+        success_url: Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL: where the payer lands after paying.' }),
+        cancel_url: Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL: where the payer lands after giving up.' }),
+      },
+      { title: 'TopUpCheckoutUrls', additionalProperties: false, description: 'Card top-ups: required with `method: card`, ignored for bank transfers.' },
+    )),
   },
   { title: 'TopUpRequest', additionalProperties: false },
 );
+
+/** An absolute http(s) URL (Stripe refuses others); any problem is a field error at `pointer`. */
+function checkoutUrl(value: string, pointer: string): FieldError | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { pointer, location: 'body', code: 'invalid_url', detail: 'must be an absolute http(s) URL' };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { pointer, location: 'body', code: 'invalid_url', detail: 'must be an http or https URL' };
+  return null;
+}
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -76,11 +101,13 @@ export const TopUp = Type.Object(
     id: Type.String({ description: 'Prefixed `top_`.' }),
     object: Type.Literal('top_up'),
     partner: Type.String({ description: 'The partner that asked for it.' }),
-    amount: Type.Integer({ description: 'Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` is the gross to pay).' }),
+    amount: Type.Integer({ description: 'Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` or `card.amount` is the gross to pay).' }),
     currency: Type.Literal('EUR'),
-    method: Type.Literal('bank_transfer'),
+    method: Type.Enum(topUpMethods, { description: '`bank_transfer` or `card` (Stripe Checkout).' }),
     status: Type.Enum(topUpStatuses, {
-      description: '`pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` after 30 days.',
+      description:
+        '`pending` until the money arrives; `credited` (once, with its ledger entry), `failed`, or `expired` (bank transfers after ' +
+        '30 days, card top-ups when their checkout expires, 24 h).',
     }),
     payment_reference: Type.String({ description: 'Quote it in the transfer\'s remittance information (causale): it is how the payment is matched.' }),
     partner_reference: Nullable(Type.String({ description: 'Your own reference, as sent.' })),
@@ -95,6 +122,16 @@ export const TopUp = Type.Object(
         reference: Type.String({ description: 'The remittance information to quote (the `payment_reference`).' }),
       },
       { title: 'BankTransferInstructions', description: "How to pay: the provider's account, the exact amount and the reference." },
+    )),
+    card: Nullable(Type.Object(
+      {
+        checkout_url: Type.String({ description: "Stripe's hosted checkout page: send the payer there." }),
+        checkout_session_id: Type.String({ description: 'The Stripe Checkout Session (`cs_…`).' }),
+        amount: Type.Integer({ description: 'Euro cents charged to the card: the credit plus 22 % VAT, as invoiced.' }),
+        currency: Type.Literal('EUR'),
+        payment_intent: Nullable(Type.String({ description: "Stripe's PaymentIntent (`pi_…`) that paid it, once credited." })),
+      },
+      { title: 'CardCheckout', description: 'Card top-ups: the Stripe Checkout that collects the payment; null for bank transfers.' },
     )),
     expires_at: Type.String({ format: 'date-time', description: `A pending top-up expires ${TOP_UP_EXPIRES_AFTER_DAYS} days after it was created.` }),
     credited_at: Nullable(Type.String({ format: 'date-time' })),
@@ -135,7 +172,7 @@ export async function creditRoutes(app: App, { db, clock, config }: AppDeps): Pr
     schema: {
       operationId: 'createTopUp',
       tags: ['Credit'],
-      summary: 'Ask to add prepaid credit (pay by bank transfer)',
+      summary: 'Ask to add prepaid credit (pay by bank transfer or card)',
       description:
         'Creates a `pending` top-up and answers how to pay it: the provider\'s IBAN, BIC and beneficiary, the exact ' +
         'amount and a unique `payment_reference` to quote in the transfer. `amount` is the credit, net of VAT; the ' +
@@ -144,19 +181,35 @@ export async function creditRoutes(app: App, { db, clock, config }: AppDeps): Pr
         'statement matches it), with a `credit.top_up.credited` event and its invoice (`invoice.created`, ' +
         'GET /v1/invoices) in the same transaction. Every credit is invoiced, so your fiscal data must be complete ' +
         'first (PATCH /v1/account), otherwise a 409 `fiscal_data_required` names what is missing. Unpaid top-ups ' +
-        'expire after 30 days.',
+        'expire after 30 days.\n\n' +
+        'With `method: card` (when the provider offers it) the answer carries `card.checkout_url` instead: a Stripe Checkout ' +
+        'page that charges the gross amount, after which the payer returns to your `checkout.success_url` or `cancel_url`. ' +
+        'The top-up is credited only when Stripe confirms the payment to the provider (never by the return to your page); ' +
+        'an unpaid checkout expires after 24 h. Without card payments configured: 422 `payment_method_unavailable`; when ' +
+        'Stripe cannot be reached or refuses: 502 `payment_provider_unavailable` and no top-up is created.',
       body: TopUpRequest,
-      response: { 201: TopUp, ...problemResponses(409, 422, 503) },
+      response: { 201: TopUp, ...problemResponses(409, 422, 502, 503) },
     },
   }, async (request, reply) => {
     const { partnerId } = partnerOf(request);
+    const { method = 'bank_transfer', checkout } = request.body;
+    if (method === 'card' && !checkout) {
+      throw invalid([{ pointer: '/checkout', location: 'body', code: 'required', detail: 'is required with method card (success_url and cancel_url)' }]);
+    }
+    // `checkout` is for card top-ups only; a bank transfer ignores it (a client may always send the same shape).
+    if (method === 'card' && checkout) {
+      const errors = [checkoutUrl(checkout.success_url, '/checkout/success_url'), checkoutUrl(checkout.cancel_url, '/checkout/cancel_url')].filter((e) => e !== null);
+      if (errors.length > 0) throw invalid(errors);
+    }
     const topUp = await createTopUp(db, clock, config.bankAccount, {
       partnerId,
       amount: request.body.amount,
       partnerReference: request.body.payment_reference,
       description: request.body.description,
       requestId: request.id,
-    });
+      method,
+      checkout: method === 'card' && checkout ? { successUrl: checkout.success_url, cancelUrl: checkout.cancel_url } : undefined,
+    }, stripeGateway(config.stripe));
     return reply.code(201).send(topUp);
   });
 

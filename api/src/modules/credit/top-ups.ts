@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
-import { topUps, type DbOrTx, type TopUpStatus } from '@pec-partner/db';
+import { topUps, type DbOrTx, type TopUpMethod, type TopUpStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import type { BankAccountConfig, InvoicingConfig } from '../../config.ts';
 import { newId } from '../../ids.ts';
@@ -15,6 +15,7 @@ import { postMovement, formatEuro } from './service.ts';
 import { invoiceCustomer } from '../account/service.ts';
 import { issueTopUpInvoice } from '../invoices/service.ts';
 import { grossCents } from '../invoices/money.ts';
+import type { StripeGateway } from '../payments/stripe.ts';
 
 /** A pending top-up waits this long for its money, then the daily task marks it `expired`. */
 export const TOP_UP_EXPIRES_AFTER_DAYS = 30;
@@ -51,12 +52,13 @@ export type TopUpView = {
   /** The credit, net of VAT. */
   amount: number;
   currency: 'EUR';
-  method: 'bank_transfer';
+  method: TopUpMethod;
   status: TopUpStatus;
   payment_reference: string;
   partner_reference: string | null;
   description: string | null;
   bank_transfer: { iban: string; bic: string; beneficiary: string; amount: number; currency: 'EUR'; reference: string } | null;
+  card: { checkout_url: string; checkout_session_id: string; amount: number; currency: 'EUR'; payment_intent: string | null } | null;
   expires_at: string;
   credited_at: string | null;
   ledger_entry: string | null;
@@ -81,8 +83,17 @@ export function topUpView(row: Row, bank: BankAccountConfig | null): TopUpView {
     payment_reference: row.paymentReference,
     partner_reference: row.partnerReference,
     description: row.description,
-    bank_transfer: bank
+    bank_transfer: bank && row.method === 'bank_transfer'
       ? { iban: bank.iban, bic: bank.bic, beneficiary: bank.beneficiary, amount: grossCents(row.amountCents), currency: 'EUR', reference: row.paymentReference }
+      : null,
+    card: row.method === 'card' && row.stripeCheckoutSessionId
+      ? {
+        checkout_url: row.stripeCheckoutUrl ?? '',
+        checkout_session_id: row.stripeCheckoutSessionId,
+        amount: grossCents(row.amountCents),
+        currency: 'EUR',
+        payment_intent: row.stripePaymentIntentId,
+      }
       : null,
     expires_at: row.expiresAt.toISOString(),
     credited_at: row.creditedAt?.toISOString() ?? null,
@@ -95,12 +106,13 @@ export function topUpView(row: Row, bank: BankAccountConfig | null): TopUpView {
   };
 }
 
-type TopUpAction = 'confirm' | 'fail' | 'refund';
+type TopUpAction = 'confirm' | 'fail' | 'refund' | 'expire';
 const transitions: Transitions<TopUpStatus, TopUpAction> = {
   // Money that arrives after the 30 days is still money: an operator may credit an expired top-up by hand.
   confirm: ['pending', 'expired', 'credited'],
   fail: ['pending', 'expired'],
   refund: ['credited'],
+  expire: ['pending', 'expired'],
 };
 
 export interface CreateTopUp {
@@ -109,36 +121,71 @@ export interface CreateTopUp {
   partnerReference?: string | undefined;
   description?: string | undefined;
   requestId?: string | null;
+  /** Default `bank_transfer`. */
+  method?: TopUpMethod | undefined;
+  /** Card top-ups: where Stripe's checkout page sends the payer back. */
+  checkout?: { successUrl: string; cancelUrl: string } | undefined;
 }
+
+/** A card checkout that is not paid within this time is closed by Stripe (its default), and so is the top-up. */
+const CARD_CHECKOUT_HOURS = 24;
 
 /**
  * A pending top-up with a fresh reference; nothing is credited until the provider sees the money. Every credited
  * top-up is invoiced, so a partner whose fiscal data is incomplete is refused here (409 `fiscal_data_required`),
  * before it can send money that could not be invoiced.
+ *
+ * A card top-up opens its Stripe Checkout Session first, then stores the top-up with it in one transaction: when
+ * Stripe fails, nothing is written (502 `payment_provider_unavailable`); when storing fails, the session is closed.
  */
-export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, input: CreateTopUp): Promise<TopUpView> {
-  if (!bank) {
+export async function createTopUp(
+  db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, input: CreateTopUp, stripe: StripeGateway | null = null,
+): Promise<TopUpView> {
+  const method = input.method ?? 'bank_transfer';
+  if (method === 'bank_transfer' && !bank) {
     throw new ProblemError(503, 'payment_method_unavailable', 'Service unavailable',
       'Bank transfer top-ups are not configured on this server (PROVIDER_IBAN, PROVIDER_BENEFICIARY, PROVIDER_BIC).');
   }
+  if (method === 'card' && !stripe) {
+    throw new ProblemError(422, 'payment_method_unavailable', 'Unprocessable request',
+      'Card top-ups are not offered by this server (no payment provider is configured); ask for a bank transfer (`method: "bank_transfer"`).',
+      { method: 'card' });
+  }
+  if (method === 'card' && !input.checkout) throw new Error('a card top-up needs its checkout URLs');
   for (let attempt = 0; ; attempt++) {
+    const now = clock.now();
+    const id = newId('top', now);
+    const paymentReference = newPaymentReference();
+    let session: Awaited<ReturnType<StripeGateway['createCheckoutSession']>> | null = null;
     try {
+      if (method === 'card') {
+        // Refused before Stripe is asked: no checkout for money that could not be invoiced.
+        await invoiceCustomer(db, input.partnerId);
+        session = await stripe!.createCheckoutSession({
+          topUpId: id, partnerId: input.partnerId, paymentReference, grossCents: grossCents(input.amount), creditCents: input.amount,
+          successUrl: input.checkout!.successUrl, cancelUrl: input.checkout!.cancelUrl,
+        });
+      }
       return await db.transaction(async (tx) => {
         await invoiceCustomer(tx, input.partnerId);
-        const now = clock.now();
+        const expiresAt = session
+          ? (session.expiresAt ?? new Date(now.getTime() + CARD_CHECKOUT_HOURS * 3_600_000))
+          : new Date(now.getTime() + TOP_UP_EXPIRES_AFTER_DAYS * DAY_MS);
         const [row] = await tx
           .insert(topUps)
           .values({
-            id: newId('top', now),
+            id,
             partnerId: input.partnerId,
             amountCents: input.amount,
-            method: 'bank_transfer',
+            method,
             status: 'pending',
-            paymentReference: newPaymentReference(),
+            paymentReference,
             partnerReference: input.partnerReference ?? null,
             description: input.description ?? null,
-            expiresAt: new Date(now.getTime() + TOP_UP_EXPIRES_AFTER_DAYS * DAY_MS),
+            expiresAt,
             requestId: input.requestId ?? null,
+            stripeCheckoutSessionId: session?.id ?? null,
+            stripeCheckoutUrl: session?.url ?? null,
             createdAt: now,
             updatedAt: now,
           })
@@ -148,6 +195,8 @@ export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountCon
         return view;
       });
     } catch (error) {
+      // A session was opened for a top-up that was not stored: close it, so nobody can pay into nothing.
+      if (session) await stripe!.expireCheckoutSession(session.id);
       // 60 random bits make a clash very unlikely; a clash is retried with a new reference, never reused.
       if (attempt < 3 && isUniqueViolation(error, 'top_ups_payment_reference_key')) continue;
       throw error;
@@ -200,9 +249,13 @@ async function emit(tx: DbOrTx, clock: Clock, type: EventType, view: TopUpView, 
 
 export interface Confirmation {
   reason: string;
-  /** What proved the payment: the bank statement line that matched, when it was one. */
-  source?: { type: 'bank_statement_line'; id: string };
+  /** What proved the payment: the bank statement line that matched, or Stripe's verified webhook event. */
+  source?: { type: 'bank_statement_line' | 'stripe_event'; id: string };
+  /** Card payments: the PaymentIntent that paid the checkout, kept on the top-up. */
+  stripePaymentIntentId?: string | null;
 }
+
+const methodNames: Record<TopUpMethod, string> = { bank_transfer: 'Bank transfer', card: 'Card payment' };
 
 /**
  * Credits a top-up exactly once. The top-up row is locked first, so of concurrent confirmations (operators,
@@ -220,7 +273,7 @@ export async function confirmTopUp(
     const entry = await postMovement(tx, clock, 'top_up', row.amountCents, {
       partnerId: row.partnerId,
       amount: row.amountCents,
-      description: `Bank transfer ${row.paymentReference}`,
+      description: `${methodNames[row.method]} ${row.paymentReference}`,
       item: { type: 'top_up', id: row.id },
       requestId: currentRequest()?.id ?? null,
     }, row.paymentReference);
@@ -231,12 +284,15 @@ export async function confirmTopUp(
       amountCents: row.amountCents,
       creditedAt: new Date(entry.created_at),
       paymentReference: row.paymentReference,
-      paymentMethod: 'bank_transfer',
+      paymentMethod: row.method,
     });
     const now = clock.now();
     const [updated] = await tx
       .update(topUps)
-      .set({ status: 'credited', creditedAt: now, ledgerEntryId: entry.id, updatedAt: now })
+      .set({
+        status: 'credited', creditedAt: now, ledgerEntryId: entry.id, updatedAt: now,
+        ...(confirmation.stripePaymentIntentId ? { stripePaymentIntentId: confirmation.stripePaymentIntentId } : {}),
+      })
       .where(eq(topUps.id, id))
       .returning();
     const view = topUpView(updated!, bank);
@@ -284,7 +340,7 @@ export async function refundTopUp(
       throw conflict('refund_exceeds_top_up', `At most ${formatEuro(left)} of top-up '${id}' is left to refund; asked for ${formatEuro(amount)}.`, { refundable: left });
     }
     const entry = await postMovement(tx, clock, 'top_up_refund', -amount, {
-      partnerId: row.partnerId, amount, description: `Refund of bank transfer ${row.paymentReference}: ${input.reason}`, item: { type: 'top_up', id },
+      partnerId: row.partnerId, amount, description: `Refund of ${methodNames[row.method].toLowerCase()} ${row.paymentReference}: ${input.reason}`, item: { type: 'top_up', id },
       requestId: currentRequest()?.id ?? null,
     });
     const [updated] = await tx
@@ -296,6 +352,27 @@ export async function refundTopUp(
     await emit(tx, clock, 'credit.top_up.refunded', view, { refunded_amount: row.refundedCents });
     await recordAudit(tx, clock, by, { action: 'top_up.refunded', targetType: 'top_up', targetId: id, partnerId: row.partnerId, reason: input.reason, details: { amount, ledger_entry: entry.id } });
     return { topUp: view, ledgerEntry: entry.id };
+  });
+}
+
+/**
+ * One pending top-up whose payment window closed before its date (Stripe expired its checkout): `expired`, with
+ * its event; an already expired one is returned unchanged. A payment that still arrives may credit it (see confirm).
+ */
+export async function expireTopUp(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, id: string): Promise<{ topUp: TopUpView; expired: boolean }> {
+  return db.transaction(async (tx) => {
+    const row = await lockTopUp(tx, id);
+    assertTransition(transitions, 'top-up', id, row.status, 'expire');
+    if (row.status === 'expired') return { topUp: topUpView(row, bank), expired: false };
+    const now = clock.now();
+    const [updated] = await tx
+      .update(topUps)
+      .set({ status: 'expired', expiredAt: now, updatedAt: now })
+      .where(eq(topUps.id, id))
+      .returning();
+    const view = topUpView(updated!, bank);
+    await emit(tx, clock, 'credit.top_up.expired', view, { status: 'pending', expired_at: null });
+    return { topUp: view, expired: true };
   });
 }
 
