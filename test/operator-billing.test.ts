@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { defaultPriceList } from '@pec-partner/api';
+import { defaultPriceList, ensureDefaultPriceList } from '@pec-partner/api';
 import { json, harness, DAYS, TEST_BANK, type Harness } from './helpers/harness.ts';
 import { api, creditPartner } from './helpers/fixtures.ts';
 
@@ -332,4 +332,24 @@ t.test('operator POSTs accept Idempotency-Key: replay, 422 on another body, keys
   ].sort());
   await t.rejects(h.database.sql`insert into idempotency_keys (partner_id, operator_key_id, key, request_hash, method, path, state, claimed_at, created_at, expires_at)
     values (${p.id}, ${first.id}, 'both', 'h', 'POST', '/', 'in_progress', now(), now(), now())`, /idempotency_owner_check/, 'exactly one owner');
+});
+
+t.test('the default list follows PRICES_FILE: a changed file is a new version from the start-up, an unchanged one nothing', async (t) => {
+  const h = await harness(t);
+  const reader = as(h, await h.operator('read_only'));
+  const billing = as(h, await h.operator('billing'));
+  const versions = async () => (await reader('GET', '/v1/operator/price-lists/pl_default')).body.versions.map((v: any) => [v.version, v.effective_from, v.created_by]);
+  t.same(await ensureDefaultPriceList(h.database.db, h.clock, defaultPriceList), { version: 1, created: false }, 'a restart with the same prices');
+  t.same(await versions(), [[1, '1970-01-01T00:00:00.000Z', null]]);
+  // An operator's own version of the default list is kept across restarts: only a change of the file counts.
+  const cheaper = pricesWith((p) => (p.domain_certification.unit_amount = 4_000));
+  const byOperator = (await billing('POST', '/v1/operator/price-lists/pl_default/versions', { prices: cheaper, reason: 'Promotion' })).body;
+  t.same(await ensureDefaultPriceList(h.database.db, h.clock, defaultPriceList), { version: 1, created: false });
+  h.clock.advance(DAYS);
+  const file = pricesWith((p) => (p.domain_certification.unit_amount = 6_000));
+  t.same(await ensureDefaultPriceList(h.database.db, h.clock, file), { version: 3, created: true }, 'the file changed');
+  t.same(await versions(), [[1, '1970-01-01T00:00:00.000Z', null], [2, byOperator.effective_from, byOperator.created_by], [3, h.clock.now().toISOString(), null]]);
+  t.same(await ensureDefaultPriceList(h.database.db, h.clock, file), { version: 3, created: false });
+  const p = await h.partner();
+  t.equal((await as(h, p)('GET', '/v1/prices?limit=100')).body.data.find((x: any) => x.id === 'domain_certification').unit_amount, 6_000);
 });

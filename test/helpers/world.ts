@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
+import { defaultPriceList } from '@pec-partner/api';
 import type { Harness, TestPartner } from './harness.ts';
-import { json } from './harness.ts';
+import { json, TEST_BANK } from './harness.ts';
 import { api, CF_MARIO } from './fixtures.ts';
 
 /**
@@ -71,13 +73,23 @@ export async function buildWorld(h: Harness, name: string): Promise<World> {
   const pending = await must('pending top-up', client.post('/v1/credit/top-ups', { amount: 1_000, currency: 'EUR' }));
   const operator = await h.operator('full');
   const spareOperatorKey = await h.operator('read_only');
+  // The operator's own objects: a price list, and imported bank statement lines (references that match nothing, so
+  // they stay unmatched; a second world's import finds them already imported and reuses them).
+  const operatorCall = async (what: string, method: 'GET' | 'POST', url: string, payload?: unknown, type = 'application/json') =>
+    must(what, h.app.inject({ method, url, headers: { ...operator.headers, ...(payload === undefined ? {} : { 'content-type': type }) }, ...(payload === undefined ? {} : { payload: payload as string }) })
+      .then((r) => ({ status: r.statusCode, body: json(r) })));
+  const priceList = await operatorCall('price list', 'POST', '/v1/operator/price-lists', JSON.stringify({ name: `Walk ${name}`, prices: defaultPriceList, reason: 'API walk' }));
+  let statement = await readFile(new URL('../fixtures/camt053/statement.xml', import.meta.url), 'utf8');
+  for (const [key, value] of Object.entries({ ACCOUNT_IBAN: TEST_BANK.iban, REF_EXACT: 'NONE', REF_PARTIAL: 'NONE', REF_BATCH_COMPACT: 'NONE' })) statement = statement.replaceAll(`{{${key}}}`, value);
+  await operatorCall('bank statement', 'POST', '/v1/operator/bank-statements', statement, 'application/xml');
+  const [line] = (await operatorCall('statement lines', 'GET', '/v1/operator/bank-statement-lines?status=unmatched&limit=1')).data;
   return {
     partner,
     ids: {
       customer, domain: domain.id, mailbox: mailbox.id, otherMailbox: other.id, addon: addon.id, delegation: delegation.id,
       supervisor: supervisor.id, contact: contact.id, list: list.id, campaign: campaign.id, endpoint: endpoint.id,
       message, event: events.data[0].id, apiKey: secondKey.id, partner: partner.id, topUp: pending.id, operatorKey: spareOperatorKey.id,
-      invoice: invoices.data[0].id,
+      invoice: invoices.data[0].id, priceList: priceList.id, statementLine: line.id,
     },
     holderAuth,
     operatorHeaders: operator.headers,
@@ -98,6 +110,7 @@ export function idFor(world: World, path: string, param: string): string {
     'api-keys': 'apiKey', customers: 'customer', domains: 'domain', mailboxes: 'mailbox', addons: 'addon', delegations: 'delegation',
     supervisors: 'supervisor', supervisions: 'supervisor', contacts: 'contact', members: 'contact', lists: 'list', campaigns: 'campaign',
     messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint', 'top-ups': 'topUp', partners: 'partner', invoices: 'invoice',
+    'price-lists': 'priceList', 'bank-statement-lines': 'statementLine',
   };
   if (path.startsWith('/v1/supervisors/') && param === 'mailbox') return world.ids.otherMailbox!;
   if (path.startsWith('/v1/operator/api-keys/')) return world.ids.operatorKey!;
