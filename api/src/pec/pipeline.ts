@@ -215,7 +215,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
       const [updated] = await db
         .update(pecRecipients)
         .set(failure
-          ? { status: 'failed', failedAt: now, errorCode: failure.error, errorDetail: `${failure.status} - ${engine.provider.name} - ${failure.description}` }
+          ? { status: 'failed', failedAt: now, errorCode: failure.error, errorDetail: `${failure.status} - ${engine.providerOf(livemode).name} - ${failure.description}` }
           : { status: 'delivered', deliveredAt: now })
         .where(and(eq(pecRecipients.transactionId, row.id), eq(pecRecipients.address, recipient.address)))
         .returning();

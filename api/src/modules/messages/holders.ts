@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type DbOrTx, type MailboxStatus } from '@pec-partner/db';
 import { verifyPassword } from '../../passwords.ts';
 import { modeMaySend, type MailboxActor } from '../delegations/modes.ts';
@@ -141,7 +141,10 @@ export async function authenticateSubmitter(db: DbOrTx, username: string, passwo
         .from(delegations)
         .innerJoin(delegateAccounts, eq(delegateAccounts.id, delegations.accountId))
         .innerJoin(mailboxes, eq(mailboxes.id, delegations.mailboxId))
-        .where(and(eq(delegations.accountId, account!.id), eq(mailboxes.address, mailFrom), eq(delegations.status, 'active')));
+        .where(and(eq(delegations.accountId, account!.id), eq(mailboxes.address, mailFrom), eq(delegations.status, 'active')))
+        // One address may name a live and a test mailbox: the live one, as an address always does at sign-in.
+        .orderBy(desc(mailboxes.livemode))
+        .limit(1);
       if (row && SIGN_IN_STATUSES.includes(row.status)) {
         if (modeMaySend(row.mode)) return delegatePrincipal(row);
         if (!holder) return { refusal: `Delegation mode ${row.mode} does not allow sending from ${mailFrom}` };
