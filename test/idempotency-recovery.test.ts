@@ -119,7 +119,7 @@ t.test('claims are renewed while their request runs; a request that stopped rene
     app.decorateRequest('holder', null);
     installErrorHandling(app);
     app.addHook('onRequest', async (request) => {
-      request.principal = { partnerId: p.id, apiKeyId: p.apiKeyId };
+      request.principal = { partnerId: p.id, apiKeyId: p.apiKeyId, livemode: true };
     });
     installIdempotency(app, h.database.db, clock, 24, options);
     app.post('/orders', async (_request, reply) => {

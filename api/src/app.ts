@@ -10,6 +10,7 @@ import { installErrorHandling } from './http/errors.ts';
 import { clientErrorHandler, frameworkErrors, installInputHygiene, parseForm } from './http/input-hygiene.ts';
 import { missingPathResource } from './http/route-resources.ts';
 import { installIdempotency } from './http/idempotency.ts';
+import { installLivemode } from './http/livemode.ts';
 import { registerOpenApi } from './http/openapi.ts';
 import { ProblemError } from './http/problem.ts';
 import { installValidators } from './http/validation.ts';
@@ -118,6 +119,8 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   });
 
   await registerOpenApi(app);
+  // Before any route is registered: it adds `livemode` to every resource in the response schemas.
+  installLivemode(app);
   // Before authentication: nothing that cannot be valid input reaches a lookup.
   installInputHygiene(app);
   installAuth(app, db, clock, tokens);

@@ -105,7 +105,8 @@ async function main(): Promise<void> {
   if (demo) {
     process.stdout.write(
       `\n  Demo partner created: ${demo.partner.id} with €100.00 of credit\n` +
-        `  Secret API key (shown only now): ${demo.secret}\n\n` +
+        `  Secret API key (shown only now): ${demo.secret}\n` +
+        `  Test API key, for the sandbox (shown only now): ${demo.testSecret}\n\n` +
         `  Try: curl -H "Authorization: Bearer ${demo.secret}" ${address}/v1/credit\n\n` +
         (demo.operatorSecret ? `  Development operator key, scope full (shown only now): ${demo.operatorSecret}\n\n` : ''),
     );

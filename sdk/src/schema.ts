@@ -31,7 +31,10 @@ export interface paths {
         /** List API keys, newest first */
         get: operations["listApiKeys"];
         put?: never;
-        /** Create a secret API key */
+        /**
+         * Create a secret API key
+         * @description A live key (`sk_live_…`) may create keys of either world; a test key (`sk_test_…`) only test keys. Test keys reach the sandbox: a world of its own, with free credit, where nothing is charged and no message leaves the provider.
+         */
         post: operations["createApiKey"];
         delete?: never;
         options?: never;
@@ -1828,7 +1831,7 @@ export interface paths {
         get: operations["operatorListPartners"];
         put?: never;
         /**
-         * Create a partner with its first API key
+         * Create a partner with its first API keys (live and test)
          * @description Operator scope: `full` or wider. The partner's secret key is in this answer only.
          */
         post: operations["operatorCreatePartner"];
@@ -2351,10 +2354,12 @@ export interface components {
          * @description The partner's own account: the fiscal data the provider invoices it with.
          */
         Account: {
-            /** @description The partner's id (`ptn_…`). */
-            id: string;
             /** @enum {string} */
             object: "account";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description The partner's id (`ptn_…`). */
+            id: string;
             /** @description The name the provider knows the partner by. */
             name: string;
             legal_name: string | null;
@@ -2399,6 +2404,8 @@ export interface components {
         ActiveMailboxesReport: {
             /** @enum {string} */
             object: "active_mailboxes_report";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** Format: date-time */
             generated_at: string;
             /** @description Every plan (standard, pro, premium) with its mailboxes in status `active` now. */
@@ -2439,10 +2446,12 @@ export interface components {
         };
         /** ApiKey */
         ApiKey: {
-            /** @description Prefixed `key_`. */
-            id: string;
             /** @enum {string} */
             object: "api_key";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `key_`. */
+            id: string;
             name: string;
             /** @description The first characters of the secret, to tell keys apart. */
             prefix: string;
@@ -2455,6 +2464,8 @@ export interface components {
         /** ApiKeyCreate */
         ApiKeyCreate: {
             name: string;
+            /** @description The new key's world: `false` makes a test key. Defaults to the caller's world. */
+            livemode?: boolean;
         };
         /** ApiKeyList */
         ApiKeyList: {
@@ -2467,10 +2478,12 @@ export interface components {
         };
         /** ApiKeyWithSecret */
         ApiKeyWithSecret: {
-            /** @description Prefixed `key_`. */
-            id: string;
             /** @enum {string} */
             object: "api_key";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `key_`. */
+            id: string;
             name: string;
             /** @description The first characters of the secret, to tell keys apart. */
             prefix: string;
@@ -2484,10 +2497,12 @@ export interface components {
         };
         /** AuditEntry */
         AuditEntry: {
-            /** @description Prefixed `aud_`. */
-            id: string;
             /** @enum {string} */
             object: "audit_entry";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `aud_`. */
+            id: string;
             /**
              * @description `operator_key` (through the API), `cli`, or `system` (start-up tasks).
              * @enum {unknown}
@@ -2522,10 +2537,12 @@ export interface components {
         };
         /** BankStatementImport */
         BankStatementImport: {
-            /** @description Prefixed `bst_`. */
-            id: string;
             /** @enum {string} */
             object: "bank_statement_import";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `bst_`. */
+            id: string;
             /** @description GrpHdr/MsgId of the document. */
             message_id: string;
             account_iban: string;
@@ -2542,10 +2559,12 @@ export interface components {
         };
         /** BankStatementLine */
         BankStatementLine: {
-            /** @description Prefixed `bsl_`. */
-            id: string;
             /** @enum {string} */
             object: "bank_statement_line";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `bsl_`. */
+            id: string;
             /** @description The import that first brought this line (`bst_…`). */
             statement: string;
             account_iban: string;
@@ -2611,6 +2630,8 @@ export interface components {
         Branding: {
             /** @enum {string} */
             object: "branding";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             customer: string;
             slug: string;
             /** @description `inactive` while none of the customer's mailboxes has an active `branding` add-on: the public pages answer 404 until one has. */
@@ -2650,6 +2671,8 @@ export interface components {
         BrandingLogo: {
             /** @enum {string} */
             object: "branding_logo";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             customer: string;
             content_type: "image/png" | "image/svg+xml";
             /** @description Size as stored (an SVG after sanitising). */
@@ -2722,10 +2745,12 @@ export interface components {
         };
         /** CreditBalance */
         CreditBalance: {
-            /** @description The partner's id: each partner has one credit account. */
-            id: string;
             /** @enum {string} */
             object: "credit_balance";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description The partner's id: each partner has one credit account. */
+            id: string;
             /** @description Euro cents available. */
             balance: number;
             /** @enum {string} */
@@ -2750,6 +2775,8 @@ export interface components {
         CreditBalancesReport: {
             /** @enum {string} */
             object: "credit_balances_report";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** Format: date-time */
             generated_at: string;
             /** @enum {string} */
@@ -2766,10 +2793,12 @@ export interface components {
         };
         /** Customer */
         Customer: {
-            /** @description Prefixed `cus_`. */
-            id: string;
             /** @enum {string} */
             object: "customer";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `cus_`. */
+            id: string;
             type: components["schemas"]["CustomerType"];
             first_name: string | null;
             last_name: string | null;
@@ -2849,10 +2878,12 @@ export interface components {
         };
         /** Delegation */
         Delegation: {
-            /** @description Prefixed `dlg_`. */
-            id: string;
             /** @enum {string} */
             object: "delegation";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `dlg_`. */
+            id: string;
             mailbox: string;
             mailbox_address: string;
             /** @description The collaborator's e-mail: its user name on the API (HTTP Basic) and on SMTP submission. */
@@ -2879,10 +2910,12 @@ export interface components {
         };
         /** DelegationAccepted */
         DelegationAccepted: {
-            /** @description Prefixed `dlg_`. */
-            id: string;
             /** @enum {string} */
             object: "delegation";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `dlg_`. */
+            id: string;
             mailbox: string;
             mailbox_address: string;
             /** @description The collaborator's e-mail: its user name on the API (HTTP Basic) and on SMTP submission. */
@@ -2918,10 +2951,12 @@ export interface components {
         };
         /** DelegationCreated */
         DelegationCreated: {
-            /** @description Prefixed `dlg_`. */
-            id: string;
             /** @enum {string} */
             object: "delegation";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `dlg_`. */
+            id: string;
             mailbox: string;
             mailbox_address: string;
             /** @description The collaborator's e-mail: its user name on the API (HTTP Basic) and on SMTP submission. */
@@ -2978,39 +3013,49 @@ export interface components {
         DeletedBranding: {
             /** @enum {string} */
             object: "branding";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             customer: string;
             /** @enum {boolean} */
             deleted: true;
         };
         /** DeletedCustomer */
         DeletedCustomer: {
-            id: string;
             /** @enum {string} */
             object: "customer";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             /** @enum {boolean} */
             deleted: true;
         };
         /** DeletedNewsletterContact */
         DeletedNewsletterContact: {
-            id: string;
             /** @enum {string} */
             object: "newsletter_contact";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             /** @enum {boolean} */
             deleted: true;
         };
         /** DeletedNewsletterList */
         DeletedNewsletterList: {
-            id: string;
             /** @enum {string} */
             object: "newsletter_list";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             /** @enum {boolean} */
             deleted: true;
         };
         /** DeletedWebhookEndpoint */
         DeletedWebhookEndpoint: {
-            id: string;
             /** @enum {string} */
             object: "webhook_endpoint";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             /** @enum {boolean} */
             deleted: true;
         };
@@ -3042,10 +3087,12 @@ export interface components {
         };
         /** Domain */
         Domain: {
-            /** @description Prefixed `dom_`; the provider's own domains have `pdm_<name>`. */
-            id: string;
             /** @enum {string} */
             object: "domain";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `dom_`; the provider's own domains have `pdm_<name>`. */
+            id: string;
             kind: "custom" | "provider";
             /** @description ASCII (punycode) form. */
             name: string;
@@ -3077,6 +3124,8 @@ export interface components {
         DomainCheck: {
             /** @enum {string} */
             object: "domain_check";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             name: string;
             unicode_name: string | null;
             certifiable: boolean;
@@ -3115,10 +3164,12 @@ export interface components {
         };
         /** Event */
         Event: {
-            /** @description Prefixed `evt_`. */
-            id: string;
             /** @enum {string} */
             object: "event";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `evt_`. */
+            id: string;
             type: components["schemas"]["EventType"];
             /** @description The API version `data.object` is shaped by. */
             api_version: string;
@@ -3208,10 +3259,12 @@ export interface components {
         };
         /** IdentityDocument */
         IdentityDocument: {
-            /** @description Prefixed `idd_`. */
-            id: string;
             /** @enum {string} */
             object: "identity_document";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `idd_`. */
+            id: string;
             customer: string;
             /** @enum {unknown} */
             document_type: "identity_card" | "passport" | "driving_licence" | "residence_permit";
@@ -3246,10 +3299,12 @@ export interface components {
         };
         /** IdentityDocumentFiled */
         IdentityDocumentFiled: {
-            /** @description Prefixed `idd_`. */
-            id: string;
             /** @enum {string} */
             object: "identity_document";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `idd_`. */
+            id: string;
             customer: string;
             /** @enum {unknown} */
             document_type: "identity_card" | "passport" | "driving_licence" | "residence_permit";
@@ -3267,10 +3322,12 @@ export interface components {
         };
         /** Invoice */
         Invoice: {
-            /** @description Prefixed `inv_`. */
-            id: string;
             /** @enum {string} */
             object: "invoice";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `inv_`. */
+            id: string;
             /** @description `YYYY/NNNNNN`: numbered per calendar year (Europe/Rome) without gaps. */
             number: string;
             /**
@@ -3367,10 +3424,12 @@ export interface components {
         };
         /** LedgerEntry */
         LedgerEntry: {
-            /** @description Prefixed `txn_`. */
-            id: string;
             /** @enum {string} */
             object: "ledger_entry";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `txn_`. */
+            id: string;
             /** @enum {unknown} */
             type: "top_up" | "charge" | "refund" | "adjustment" | "adjustment_credit" | "adjustment_debit" | "top_up_refund";
             /** @description Signed euro cents: positive credits the balance, negative debits it. */
@@ -3406,10 +3465,12 @@ export interface components {
         };
         /** LogEntry */
         LogEntry: {
-            /** @description Prefixed `log_`; entries sort by it. */
-            id: string;
             /** @enum {string} */
             object: "log_entry";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `log_`; entries sort by it. */
+            id: string;
             /** Format: date-time */
             occurred_at: string;
             /** @description Accettazione, NonAccettazione, BustaTrasporto, PresaInCarico, Consegna, MancataConsegna, … */
@@ -3440,10 +3501,12 @@ export interface components {
         };
         /** Mailbox */
         Mailbox: {
-            /** @description Prefixed `mbx_`. */
-            id: string;
             /** @enum {string} */
             object: "mailbox";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `mbx_`. */
+            id: string;
             address: string;
             local_part: string;
             domain: string;
@@ -3480,10 +3543,12 @@ export interface components {
         };
         /** MailboxAddon */
         MailboxAddon: {
-            /** @description Prefixed `add_`. */
-            id: string;
             /** @enum {string} */
             object: "mailbox_addon";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `add_`. */
+            id: string;
             mailbox: string;
             /** @enum {unknown} */
             kind: "extra_inbox_gb" | "extra_archive_gb" | "delegation_seat" | "supervisor" | "branding" | "newsletter";
@@ -3515,6 +3580,8 @@ export interface components {
         MailboxAvailability: {
             /** @enum {string} */
             object: "mailbox_availability";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             address: string;
             available: boolean;
             /** @description `taken`, `invalid_local_part`, `invalid_address`, `unknown_domain` or `domain_not_certified`. */
@@ -3557,10 +3624,12 @@ export interface components {
         };
         /** MailboxCreated */
         MailboxCreated: {
-            /** @description Prefixed `mbx_`. */
-            id: string;
             /** @enum {string} */
             object: "mailbox";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `mbx_`. */
+            id: string;
             address: string;
             local_part: string;
             domain: string;
@@ -3601,6 +3670,8 @@ export interface components {
         MailboxFolder: {
             /** @enum {string} */
             object: "mailbox_folder";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @enum {unknown} */
             name: "inbox" | "sent" | "receipts" | "archive";
             total: number;
@@ -3624,10 +3695,12 @@ export interface components {
         };
         /** MailboxMessage */
         MailboxMessage: {
-            /** @description Prefixed `msg_`. */
-            id: string;
             /** @enum {string} */
             object: "mailbox_message";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `msg_`. */
+            id: string;
             /** @enum {unknown} */
             folder: "inbox" | "sent" | "receipts" | "archive";
             /**
@@ -3647,10 +3720,12 @@ export interface components {
         };
         /** MailboxMessageContent */
         MailboxMessageContent: {
-            /** @description Prefixed `msg_`. */
-            id: string;
             /** @enum {string} */
             object: "mailbox_message";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `msg_`. */
+            id: string;
             /** @enum {unknown} */
             folder: "inbox" | "sent" | "receipts" | "archive";
             /**
@@ -3686,9 +3761,11 @@ export interface components {
         };
         /** MailboxNotice */
         MailboxNotice: {
-            id: string;
             /** @enum {string} */
             object: "mailbox_notice";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             mailbox: string;
             /** @enum {unknown} */
             kind: "expires_in_30_days" | "expires_in_7_days" | "expires_in_1_day";
@@ -3710,6 +3787,8 @@ export interface components {
         MailboxPassword: {
             /** @enum {string} */
             object: "mailbox_password";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             mailbox: string;
             /** Format: date-time */
             changed_at: string;
@@ -3733,6 +3812,8 @@ export interface components {
         MailboxSession: {
             /** @enum {string} */
             object: "mailbox_session";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description Send as `Authorization: Bearer <token>`. */
             token: string;
             /** @enum {string} */
@@ -3771,9 +3852,11 @@ export interface components {
         };
         /** MessageDeleted */
         MessageDeleted: {
-            id: string;
             /** @enum {string} */
             object: "mailbox_message";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
             /** @enum {boolean} */
             deleted: true;
         };
@@ -3814,10 +3897,12 @@ export interface components {
         };
         /** NewsletterCampaign */
         NewsletterCampaign: {
-            /** @description Prefixed `nlm_`. */
-            id: string;
             /** @enum {string} */
             object: "newsletter_campaign";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `nlm_`. */
+            id: string;
             mailbox: string;
             list: string;
             subject: string;
@@ -3886,10 +3971,12 @@ export interface components {
         };
         /** NewsletterContact */
         NewsletterContact: {
-            /** @description Prefixed `nlc_`. */
-            id: string;
             /** @enum {string} */
             object: "newsletter_contact";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `nlc_`. */
+            id: string;
             mailbox: string;
             email: string;
             name: string | null;
@@ -3918,6 +4005,8 @@ export interface components {
         NewsletterContactImport: {
             /** @enum {string} */
             object: "newsletter_contact_import";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description Data rows read (the header and blank lines not counted). */
             rows: number;
             created: number;
@@ -3950,6 +4039,8 @@ export interface components {
         NewsletterDelivery: {
             /** @enum {string} */
             object: "newsletter_delivery";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             campaign: string;
             contact: string;
             email: string;
@@ -3985,10 +4076,12 @@ export interface components {
         };
         /** NewsletterList */
         NewsletterList: {
-            /** @description Prefixed `nll_`. */
-            id: string;
             /** @enum {string} */
             object: "newsletter_list";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `nll_`. */
+            id: string;
             mailbox: string;
             name: string;
             member_count: number;
@@ -4017,6 +4110,8 @@ export interface components {
         NewsletterListMemberRemoved: {
             /** @enum {string} */
             object: "newsletter_list_member";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             list: string;
             contact: string;
             /** @enum {boolean} */
@@ -4031,6 +4126,8 @@ export interface components {
         NewsletterListMembersAdded: {
             /** @enum {string} */
             object: "newsletter_list_members";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             list: string;
             /** @description Contacts that were not members before. */
             added: number;
@@ -4052,6 +4149,8 @@ export interface components {
         NewsletterTestSendResult: {
             /** @enum {string} */
             object: "newsletter_test_send";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             campaign: string;
             email: string;
             status: "sent" | "failed";
@@ -4060,10 +4159,12 @@ export interface components {
         };
         /** OperatorApiKey */
         OperatorApiKey: {
-            /** @description Prefixed `opk_`. */
-            id: string;
             /** @enum {string} */
             object: "operator_api_key";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `opk_`. */
+            id: string;
             name: string;
             /**
              * @description `read_only` reads; `billing` also moves money; `full` also manages partners and operator keys.
@@ -4095,10 +4196,12 @@ export interface components {
         };
         /** OperatorApiKeyWithSecret */
         OperatorApiKeyWithSecret: {
-            /** @description Prefixed `opk_`. */
-            id: string;
             /** @enum {string} */
             object: "operator_api_key";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `opk_`. */
+            id: string;
             name: string;
             /**
              * @description `read_only` reads; `billing` also moves money; `full` also manages partners and operator keys.
@@ -4126,10 +4229,12 @@ export interface components {
         };
         /** OperatorPriceList */
         OperatorPriceList: {
-            /** @description Prefixed `pl_`; the default list is `pl_default`. */
-            id: string;
             /** @enum {string} */
             object: "price_list";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `pl_`; the default list is `pl_default`. */
+            id: string;
             name: string;
             /** @description The list of every partner without an assignment (seeded from PRICES_FILE). */
             default: boolean;
@@ -4167,10 +4272,12 @@ export interface components {
         };
         /** Partner */
         Partner: {
-            /** @description Prefixed `ptn_`. */
-            id: string;
             /** @enum {string} */
             object: "partner";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `ptn_`. */
+            id: string;
             name: string;
             /** @enum {unknown} */
             status: "active" | "suspended";
@@ -4193,6 +4300,7 @@ export interface components {
         PartnerCreated: {
             partner: components["schemas"]["Partner"];
             api_key: components["schemas"]["PartnerFirstKey"];
+            test_api_key: components["schemas"]["PartnerFirstTestKey"];
         };
         /** PartnerFirstKey */
         PartnerFirstKey: {
@@ -4200,6 +4308,14 @@ export interface components {
             id: string;
             prefix: string;
             /** @description The partner's first secret key (`sk_live_…`). Shown only in this response: hand it over now. */
+            secret: string;
+        };
+        /** PartnerFirstTestKey */
+        PartnerFirstTestKey: {
+            /** @description Prefixed `key_`. */
+            id: string;
+            prefix: string;
+            /** @description The partner's first test key (`sk_test_…`), for its sandbox. Shown only in this response. */
             secret: string;
         };
         /** PartnerList */
@@ -4241,10 +4357,12 @@ export interface components {
         };
         /** PecSubmission */
         PecSubmission: {
-            /** @description The transaction (`pmt_…`). */
-            id: string;
             /** @enum {string} */
             object: "pec_submission";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description The transaction (`pmt_…`). */
+            id: string;
             /** @description The PEC msgid: `identificativo` of every receipt about this message. */
             pec_message_id: string;
             status: "accepted" | "refused";
@@ -4258,6 +4376,8 @@ export interface components {
         PecVerification: {
             /** @enum {string} */
             object: "pec_verification";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description What the top-level headers claim: a daticert type, `anomalia`, `malformed` or `not-pec`. */
             claimed: string;
             type: string | null;
@@ -4280,10 +4400,12 @@ export interface components {
         };
         /** Price */
         Price: {
-            /** @description Stable price identifier, e.g. `mailbox_pro`. */
-            id: string;
             /** @enum {string} */
             object: "price";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Stable price identifier, e.g. `mailbox_pro`. */
+            id: string;
             product: "mailbox" | "addon" | "domain_certification";
             name: string;
             /** @description Euro cents, VAT excluded. */
@@ -4406,6 +4528,8 @@ export interface components {
         PriceListVersion: {
             /** @enum {string} */
             object: "price_list_version";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description The list (`pl_…`). */
             price_list: string;
             /** @description 1, 2, … in the order recorded. */
@@ -4465,6 +4589,8 @@ export interface components {
         RevenueReport: {
             /** @enum {string} */
             object: "revenue_report";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
             from: string;
             /** @description A calendar month, `YYYY-MM` (Europe/Rome). */
@@ -4538,10 +4664,12 @@ export interface components {
         };
         /** SupervisedMailbox */
         SupervisedMailbox: {
-            /** @description The mailbox id (`mbx_…`). */
-            id: string;
             /** @enum {string} */
             object: "supervised_mailbox";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description The mailbox id (`mbx_…`). */
+            id: string;
             address: string;
             customer: string;
             supervision_status: "active" | "invited";
@@ -4586,6 +4714,8 @@ export interface components {
         Supervision: {
             /** @enum {string} */
             object: "supervision";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             supervisor: string;
             supervisor_name: string;
             supervisor_email: string;
@@ -4602,6 +4732,8 @@ export interface components {
         SupervisionCreated: {
             /** @enum {string} */
             object: "supervision";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             supervisor: string;
             supervisor_name: string;
             supervisor_email: string;
@@ -4633,10 +4765,12 @@ export interface components {
         };
         /** Supervisor */
         Supervisor: {
-            /** @description Prefixed `sup_`. */
-            id: string;
             /** @enum {string} */
             object: "supervisor";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `sup_`. */
+            id: string;
             /** @description The mailbox whose `supervisor` add-on pays for the console. */
             mailbox: string;
             name: string;
@@ -4675,6 +4809,8 @@ export interface components {
         SupervisorBulkResult: {
             /** @enum {string} */
             object: "supervisor_bulk_result";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             action: "renew" | "set_renewal_mode";
             succeeded: number;
             failed: number;
@@ -4701,6 +4837,8 @@ export interface components {
         SupervisorSignInLink: {
             /** @enum {string} */
             object: "supervisor_sign_in_link";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
             /** @description The link id (`ssi_…`, the JWT `jti`). */
             id: string;
             supervisor: string;
@@ -4734,10 +4872,12 @@ export interface components {
         };
         /** TopUp */
         TopUp: {
-            /** @description Prefixed `top_`. */
-            id: string;
             /** @enum {string} */
             object: "top_up";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `top_`. */
+            id: string;
             /** @description The partner that asked for it. */
             partner: string;
             /** @description Euro cents of credit, net of VAT (the invoice adds 22 % VAT; `bank_transfer.amount` or `card.amount` is the gross to pay). */
@@ -4835,10 +4975,12 @@ export interface components {
         };
         /** WebhookAttempt */
         WebhookAttempt: {
-            /** @description Prefixed `wat_`. */
-            id: string;
             /** @enum {string} */
             object: "webhook_attempt";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `wat_`. */
+            id: string;
             /** @description The event sent; also the `webhook-id` header of the request. */
             event: string;
             endpoint: string;
@@ -4867,10 +5009,12 @@ export interface components {
         };
         /** WebhookDelivery */
         WebhookDelivery: {
-            /** @description Prefixed `wdl_`. */
-            id: string;
             /** @enum {string} */
             object: "webhook_delivery";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `wdl_`. */
+            id: string;
             event: string;
             endpoint: string;
             /** @enum {unknown} */
@@ -4892,10 +5036,12 @@ export interface components {
         };
         /** WebhookEndpoint */
         WebhookEndpoint: {
-            /** @description Prefixed `we_`. */
-            id: string;
             /** @enum {string} */
             object: "webhook_endpoint";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `we_`. */
+            id: string;
             url: string;
             description: string | null;
             enabled_events: string[];
@@ -4942,10 +5088,12 @@ export interface components {
         };
         /** WebhookEndpointWithSecret */
         WebhookEndpointWithSecret: {
-            /** @description Prefixed `we_`. */
-            id: string;
             /** @enum {string} */
             object: "webhook_endpoint";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `we_`. */
+            id: string;
             url: string;
             description: string | null;
             enabled_events: string[];
@@ -5113,6 +5261,15 @@ export interface operations {
             };
             /** @description Authentication required */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

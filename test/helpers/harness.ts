@@ -34,6 +34,8 @@ export interface TestPartner {
   id: string;
   secret: string;
   apiKeyId: string;
+  /** The partner's sandbox: the test twin's partner id and a `sk_test_` key. */
+  test: { id: string; secret: string; headers: { authorization: string } };
   headers: { authorization: string };
 }
 
@@ -85,7 +87,7 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
     database,
     clock,
     partner: async (name = 'Test partner', { fiscalData = true } = {}) => {
-      const { partner, key, secret } = await createPartner(database.db, clock, name);
+      const { partner, key, secret, testPartnerId, testSecret } = await createPartner(database.db, clock, name);
       // Written directly (no account.updated event), so suites that count events see only their own.
       if (fiscalData) {
         await database.db.insert(partnerFiscalData).values({
@@ -97,7 +99,11 @@ export async function harness(t: Test, options: HarnessOptions = {}): Promise<Ha
           updatedAt: clock.now(),
         });
       }
-      return { id: partner.id, secret, apiKeyId: key.id, headers: { authorization: `Bearer ${secret}` } };
+      return {
+        id: partner.id, secret, apiKeyId: key.id, headers: { authorization: `Bearer ${secret}` },
+        // The partner's sandbox: its test twin and a `sk_test_` key.
+        test: { id: testPartnerId, secret: testSecret, headers: { authorization: `Bearer ${testSecret}` } },
+      };
     },
     operator: async (scope = 'full') => {
       const { key, secret } = await createOperatorKey(database.db, clock, { actor: 'cli' }, { name: `Test operator (${scope})`, scope });

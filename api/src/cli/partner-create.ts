@@ -14,11 +14,11 @@ async function run(): Promise<void> {
   }
   const database = await openDatabase(loadConfig());
   try {
-    const { partner, key, secret } = await createPartner(database.db, systemClock, name);
+    const { partner, key, secret, testKey, testSecret } = await createPartner(database.db, systemClock, name);
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ partner_id: partner.id, name: partner.name, api_key_id: key.id, secret })}\n`);
+      process.stdout.write(`${JSON.stringify({ partner_id: partner.id, name: partner.name, api_key_id: key.id, secret, test_api_key_id: testKey.id, test_secret: testSecret })}\n`);
     } else {
-      process.stdout.write(`Partner ${partner.id} (${partner.name}) created.\nSecret API key (shown only now): ${secret}\n`);
+      process.stdout.write(`Partner ${partner.id} (${partner.name}) created.\nSecret API key (shown only now): ${secret}\nTest API key for the sandbox (shown only now): ${testSecret}\n`);
     }
   } finally {
     await database.close();

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '@pec-partner/db';
 import type { Clock } from '../clock.ts';
-import { API_KEY_PREFIX, authenticateSecret, isKeyActive, type Principal } from '../modules/partners/service.ts';
+import { authenticateSecret, isKeyActive, isPartnerSecret, type Principal } from '../modules/partners/service.ts';
 import type { TokenService } from '../modules/partners/tokens.ts';
 import { assertMayPerform, type MailboxOperation } from '../modules/delegations/modes.ts';
 import { authenticateMailboxUser, type HolderPrincipal } from '../modules/messages/holders.ts';
@@ -101,7 +101,7 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
       operatorOf(request, required);
       return operator;
     }
-    const partner = credential.startsWith(API_KEY_PREFIX)
+    const partner = isPartnerSecret(credential)
       ? await authenticateSecret(db, clock, credential).catch(() => null)
       : await tokens.verify(credential);
     if (partner) throw forbidden('operator_credentials_required', "Partner keys and tokens cannot use the operator API; it needs an operator key (`sk_op_…`).");
@@ -151,7 +151,7 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
       if (!(await authenticateOperatorSecret(db, clock, credential))) throw unauthorized('invalid_api_key', 'The API key is unknown or has been revoked.');
       throw forbidden('partner_credentials_required', "Operator keys work on the operator API (`/v1/operator/…`) only; this endpoint needs a partner's key or token.");
     }
-    if (credential.startsWith(API_KEY_PREFIX)) {
+    if (isPartnerSecret(credential)) {
       const principal = await authenticateSecret(db, clock, credential);
       if (!principal) throw unauthorized('invalid_api_key', 'The API key is unknown or has been revoked.');
       request.principal = principal;

@@ -100,7 +100,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
-            description: 'A secret API key (`sk_live_…`) or an access token from `POST /oauth/token`.',
+            description: 'A secret API key (`sk_live_…`, or `sk_test_…` for the sandbox) or an access token from `POST /oauth/token`.',
           },
           mailboxBasic: {
             type: 'http',

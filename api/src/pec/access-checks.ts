@@ -26,7 +26,9 @@ export interface AccessLimits {
 }
 
 export interface AccessViolation {
-  code: 'from_missing' | 'from_not_single' | 'from_not_mailbox' | 'to_missing' | 'sender_mismatch' | 'recipients_mismatch' | 'bcc_present' | 'too_many_recipients' | 'too_large';
+  code: 'from_missing' | 'from_not_single' | 'from_not_mailbox' | 'to_missing' | 'sender_mismatch' | 'recipients_mismatch' | 'bcc_present' | 'too_many_recipients' | 'too_large'
+    /** Test mode: a recipient outside the sandbox (decided by the engine, which knows the domains). */
+    | 'sandbox_recipient';
   /** Italian, for the readable text and `errore-esteso` of the non-acceptance notice. */
   descrizione: string;
 }

@@ -16,7 +16,7 @@ import type { ProviderIdentity } from './identity.ts';
 import { newPecMessageId } from './messages/msgid.ts';
 import { toPostacert } from './messages/postacert.ts';
 import type { PecTransaction, Provider } from './messages/transaction.ts';
-import { ensureProviderIdentity } from './provider.ts';
+import { ensureProviderIdentity, ensureSandboxIdentity, sandboxProviderName } from './provider.ts';
 import { ProviderIndex, parseLdif, type ProviderRecord } from './provider-index.ts';
 import { enqueue, JobQueue, type QueuedJob } from './queue.ts';
 import { createSigner, type Signer } from './smime.ts';
@@ -71,6 +71,9 @@ export class PecEngine {
   #identity: Promise<ProviderIdentity> | undefined;
   #signer: Promise<Signer> | undefined;
   #index: Promise<ProviderIndex> | undefined;
+  #sandboxIdentity: Promise<ProviderIdentity> | undefined;
+  #sandboxSigner: Promise<Signer> | undefined;
+  #sandboxIndex: Promise<ProviderIndex> | undefined;
   #workers: Promise<void>[] = [];
   #stopping = false;
   readonly #wakers = new Set<() => void>();
@@ -89,22 +92,50 @@ export class PecEngine {
     return this.config.providerDomains[0]!;
   }
 
+  /** The live provider. */
   get provider(): Provider {
-    return { name: this.config.pec.providerName, domain: this.serviceDomain };
+    return this.providerOf(true);
   }
 
-  identity(): Promise<ProviderIdentity> {
+  /**
+   * The provider as it signs in a world: live, or the sandbox (test mode), whose name (daticert
+   * `gestore-emittente`, its certificate's O and CN) says SANDBOX and whose messages are all marked as test.
+   */
+  providerOf(livemode: boolean): Provider {
+    return livemode
+      ? { name: this.config.pec.providerName, domain: this.serviceDomain }
+      : { name: sandboxProviderName(this.config.pec.providerName), domain: this.serviceDomain, sandbox: true };
+  }
+
+  /** The signing identity of a world: the live provider's, or the sandbox's own (never in a provider index). */
+  identity(livemode = true): Promise<ProviderIdentity> {
+    if (!livemode) {
+      this.#sandboxIdentity ??= ensureSandboxIdentity(this.db, this.clock, this.config.pec, this.serviceDomain);
+      return this.#sandboxIdentity;
+    }
     this.#identity ??= ensureProviderIdentity(this.db, this.clock, this.config.pec, this.serviceDomain);
     return this.#identity;
   }
 
-  signer(): Promise<Signer> {
+  signer(livemode = true): Promise<Signer> {
+    if (!livemode) {
+      this.#sandboxSigner ??= this.identity(false).then(createSigner);
+      return this.#sandboxSigner;
+    }
     this.#signer ??= this.identity().then(createSigner);
     return this.#signer;
   }
 
-  /** The configured index of other providers plus this provider's own record. */
-  index(): Promise<ProviderIndex> {
+  /**
+   * The index a world verifies signatures against. Live: the configured index of other providers plus this
+   * provider's own record. Sandbox: the sandbox's record alone (test messages never leave this provider, and no
+   * live provider certifies anything in test mode).
+   */
+  index(livemode = true): Promise<ProviderIndex> {
+    if (!livemode) {
+      this.#sandboxIndex ??= (async () => new ProviderIndex([await this.ownRecord(false)]))();
+      return this.#sandboxIndex;
+    }
     this.#index ??= (async () => {
       const others = this.config.pec.providerIndexFile ? parseLdif(await readFile(this.config.pec.providerIndexFile, 'utf8')) : [];
       return new ProviderIndex([await this.ownRecord(), ...others.filter((r) => r.providerName !== this.config.pec.providerName)]);
@@ -112,37 +143,44 @@ export class PecEngine {
     return this.#index;
   }
 
-  /** This provider as the index lists it (spec §8): what `GET /v1/pec/provider-index` publishes. */
-  async ownRecord(): Promise<ProviderRecord> {
-    const identity = await this.identity();
+  /** This provider as the index lists it (spec §8): what `GET /v1/pec/provider-index` publishes (live). */
+  async ownRecord(livemode = true): Promise<ProviderRecord> {
+    const identity = await this.identity(livemode);
     const der = Buffer.from(identity.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     return {
       dn: `providerName=${identity.providerName},o=postacert`,
       providerName: identity.providerName,
-      managedDomains: await this.localDomains(),
+      managedDomains: await this.localDomains(livemode),
       mailReceipt: identity.serviceAddress,
       certificates: [der],
       certificateHashes: [certificateSha1Hex(der)],
     };
   }
 
-  /** Domains whose mailboxes live here: the provider's own and every certified custom domain. */
-  async localDomains(): Promise<string[]> {
-    const custom = await this.db.select({ name: domains.name }).from(domains).where(inArray(domains.status, ['certified', 'degraded']));
+  /** Domains whose mailboxes live here, in a world: the provider's own and every custom domain certified in it. */
+  async localDomains(livemode = true): Promise<string[]> {
+    const custom = await this.db.select({ name: domains.name }).from(domains)
+      .where(and(inArray(domains.status, ['certified', 'degraded']), eq(domains.livemode, livemode)));
     return [...this.config.providerDomains, ...custom.map((d) => d.name)];
   }
 
-  async isLocalDomain(domain: string): Promise<boolean> {
+  /**
+   * Whether a domain's mailboxes live here, in a world: the provider's own domains are in both; a custom domain
+   * is certified per world (the same name may be certified live by one partner and in test by another), so a
+   * test sender's "ours" is a test-world certification and a live sender's a live one.
+   */
+  async isLocalDomain(domain: string, livemode = true): Promise<boolean> {
     const name = domain.toLowerCase();
     if (this.config.providerDomains.includes(name)) return true;
-    const [row] = await this.db.select({ id: domains.id }).from(domains).where(and(eq(domains.name, name), inArray(domains.status, ['certified', 'degraded'])));
+    const [row] = await this.db.select({ id: domains.id }).from(domains)
+      .where(and(eq(domains.name, name), inArray(domains.status, ['certified', 'degraded']), eq(domains.livemode, livemode)));
     return row !== undefined;
   }
 
-  /** Whether a recipient address is PEC (`certificato`): hosted here or at a provider in the index. */
-  async isCertifiedAddress(address: string): Promise<boolean> {
+  /** Whether a recipient address is PEC (`certificato`): hosted here (in the sender's world) or at a provider in the index. */
+  async isCertifiedAddress(address: string, livemode = true): Promise<boolean> {
     const domain = domainOf(address);
-    return (await this.isLocalDomain(domain)) || (await this.index()).isCertifiedDomain(domain);
+    return (await this.isLocalDomain(domain, livemode)) || (await this.index()).isCertifiedDomain(domain);
   }
 
   maxMessageBytes(): number {
@@ -163,15 +201,20 @@ export class PecEngine {
   }
 
   /** The builders' view of a stored transaction, at the instant of the event being certified. */
-  async transactionFacts(transactionId: string, at: Date): Promise<{ row: typeof pecTransactions.$inferSelect; tx: PecTransaction; recipients: Array<typeof pecRecipients.$inferSelect> }> {
-    const [row] = await this.db.select().from(pecTransactions).where(eq(pecTransactions.id, transactionId));
-    if (!row) throw new Error(`transaction ${transactionId} not found`);
+  async transactionFacts(transactionId: string, at: Date): Promise<{ row: typeof pecTransactions.$inferSelect; tx: PecTransaction; recipients: Array<typeof pecRecipients.$inferSelect>; livemode: boolean }> {
+    const [found] = await this.db.select({ row: pecTransactions, livemode: mailboxes.livemode }).from(pecTransactions)
+      .innerJoin(mailboxes, eq(mailboxes.id, pecTransactions.mailboxId))
+      .where(eq(pecTransactions.id, transactionId));
+    if (!found) throw new Error(`transaction ${transactionId} not found`);
+    const { row, livemode } = found;
     const recipients = await this.db.select().from(pecRecipients).where(eq(pecRecipients.transactionId, transactionId));
     return {
       row,
       recipients,
+      livemode,
       tx: {
-        provider: this.provider,
+        // The sending mailbox's world: a test mailbox's transaction is certified by the sandbox, marked as test.
+        provider: this.providerOf(livemode),
         at,
         pecMessageId: row.pecMessageId,
         originalMessageId: row.originalMessageId ?? `<${row.pecMessageId}>`,
@@ -218,7 +261,7 @@ export class PecEngine {
   async submitRaw(holder: HolderPrincipal, raw: Buffer, envelope?: { mailFrom: string; rcptTo: string[] }): Promise<SubmissionView> {
     // A collaborator sends only in a mode that allows it (the front ends check it first; this is the backstop).
     assertMayPerform(holder.actor, 'send_message');
-    const [mailbox] = await this.db.select({ status: mailboxes.status, address: mailboxes.address }).from(mailboxes).where(eq(mailboxes.id, holder.mailboxId));
+    const [mailbox] = await this.db.select({ status: mailboxes.status, address: mailboxes.address, livemode: mailboxes.livemode }).from(mailboxes).where(eq(mailboxes.id, holder.mailboxId));
     if (!mailbox || mailbox.status !== 'active') {
       throw conflict('mailbox_cannot_send', `Mailbox ${holder.address} is ${mailbox?.status ?? 'gone'}: it can read its messages but not send.`);
     }
@@ -248,8 +291,16 @@ export class PecEngine {
       for (const address of list) {
         if (seen.has(address)) continue;
         seen.add(address);
-        recipients.push({ address, role, certified: await this.isCertifiedAddress(address) });
+        recipients.push({ address, role, certified: await this.isCertifiedAddress(address, mailbox.livemode) });
       }
+    }
+    // Test mode: messages never leave the provider. A recipient on a domain that is not ours in the sandbox (another
+    // provider's, ordinary mail, or a custom domain certified only live) makes the whole message a formal refusal at
+    // the access point: nothing is dispatched, queued or relayed, and the sender learns why at once.
+    if (!mailbox.livemode && violations.length === 0) {
+      const outside: string[] = [];
+      for (const r of recipients) if (!(await this.isLocalDomain(domainOf(r.address), false))) outside.push(r.address);
+      if (outside.length > 0) violations.push({ code: 'sandbox_recipient', descrizione: `${SANDBOX_REFUSAL}: ${outside.join(', ')}` });
     }
     const accepted = violations.length === 0 && !virus;
     const refusal = accepted ? null : virus ? `virus informatico rilevato (${virus})` : violations.map((v) => v.descrizione).join('; ');
@@ -303,9 +354,12 @@ export class PecEngine {
   // ---------------------------------------------------------------------------------------------------------
   // Receiving point
 
-  /** Whether the inbound SMTP server takes mail for this address: our domains and our service address only. */
+  /**
+   * Whether the inbound SMTP server takes mail for this address: our live domains and our service address only.
+   * Nothing from outside reaches the sandbox: a custom domain certified only in test is not ours to receive for.
+   */
   async acceptsRecipient(address: string): Promise<boolean> {
-    return this.isLocalDomain(domainOf(address));
+    return this.isLocalDomain(domainOf(address), true);
   }
 
   /** A message from another provider or the Internet: stored durably with its job, then processed by the pipeline. */
@@ -358,6 +412,12 @@ export class PecEngine {
     await Promise.all(this.#workers);
   }
 }
+
+/**
+ * Why a test-mode message naming a recipient outside the sandbox is not accepted (the non-acceptance notice's
+ * readable reason and daticert `errore-esteso`, followed by the recipients concerned).
+ */
+export const SANDBOX_REFUSAL = 'in modalità test (sandbox) i messaggi possono essere indirizzati solo alle caselle di test di questo gestore; destinatari non ammessi';
 
 export interface RecipientFacts {
   address: string;

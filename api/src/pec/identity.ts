@@ -65,6 +65,8 @@ export async function createProviderIdentity(input: {
   domain: string;
   now: Date;
   validityYears?: number;
+  /** Appended to the signing certificate's CN, e.g. the sandbox's "senza valore legale". */
+  commonNameNote?: string;
 }): Promise<ProviderIdentity & { caPrivateKeyPem: string }> {
   const { providerName, now } = input;
   if (!providerName.trim()) throw new Error('providerName must not be empty');
@@ -93,7 +95,7 @@ export async function createProviderIdentity(input: {
     ],
   });
   const certificate = issueCertificate({
-    subject: distinguishedName(providerName, `Posta Certificata ${providerName}`),
+    subject: distinguishedName(providerName, `Posta Certificata ${providerName}${input.commonNameNote ? ` - ${input.commonNameNote}` : ''}`),
     issuer: caName,
     notBefore,
     notAfter: addYears(now, validityYears),

@@ -19,6 +19,9 @@ type RecipientRow = typeof pecRecipients.$inferSelect;
 
 const HOURS = 3_600_000;
 
+/** The non-delivery reason of a test-mode recipient outside the sandbox (after `5.1.2 - <sandbox provider> - `). */
+export const SANDBOX_NO_RELAY = 'in modalità test (sandbox) i messaggi non escono dal gestore: il destinatario non è una casella di test di questo gestore';
+
 
 /**
  * The pipeline steps of a submitted message. Each is a durable job and idempotent: it rebuilds what it needs from
@@ -27,20 +30,27 @@ const HOURS = 3_600_000;
  * the store they describe.
  */
 export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> {
-  const sign = async (message: SystemMessage): Promise<Buffer> => signAndAssemble(message, await engine.signer());
+  // A message built for the sandbox is signed with the sandbox identity, whatever the caller: a test receipt never
+  // carries the live provider's signature.
+  const sign = async (message: SystemMessage): Promise<Buffer> => signAndAssemble(message, await engine.signer(!message.sandbox));
 
-  const logEntry = (tx: PecTransaction, event: LogEvent, fields: Partial<LogEntryInput> & Pick<LogEntryInput, 'relatedMessageIds'>, owner: { mailboxId: string | null; partnerId: string | null }): LogEntryInput => ({
-    occurredAt: tx.at,
-    event,
-    messageId: tx.pecMessageId,
-    sender: tx.sender,
-    recipients: tx.recipients.map((r) => `${r.address} (${r.type})`),
-    subject: tx.subject,
-    provider: tx.provider.name,
-    details: {},
-    ...owner,
-    ...fields,
-  });
+  const logEntry = (tx: PecTransaction, event: LogEvent, fields: Partial<LogEntryInput> & Pick<LogEntryInput, 'relatedMessageIds'>, owner: { mailboxId: string | null; partnerId: string | null }): LogEntryInput => {
+    const entry: LogEntryInput = {
+      occurredAt: tx.at,
+      event,
+      messageId: tx.pecMessageId,
+      sender: tx.sender,
+      recipients: tx.recipients.map((r) => `${r.address} (${r.type})`),
+      subject: tx.subject,
+      provider: tx.provider.name,
+      details: {},
+      ...owner,
+      ...fields,
+    };
+    // Test-mode entries say so (and name the sandbox as provider): they share the chain, never a legal export,
+    // which is per mailbox and hence per world.
+    return tx.provider.sandbox ? { ...entry, details: { ...entry.details, sandbox: true } } : entry;
+  };
 
   /**
    * The sender's copy of a notice about its own message: always stored (receipts ignore the quota). Its log entry
@@ -97,7 +107,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
   async function dispatch(payload: Record<string, unknown>): Promise<void> {
     const transactionId = payload.transaction as string;
     const [head] = await engine.db.select({ submittedAt: pecTransactions.submittedAt }).from(pecTransactions).where(eq(pecTransactions.id, transactionId));
-    const { row, tx, recipients } = await engine.transactionFacts(transactionId, head!.submittedAt);
+    const { row, tx, recipients, livemode } = await engine.transactionFacts(transactionId, head!.submittedAt);
     const byDomain = new Map<string, RecipientRow[]>();
     for (const recipient of recipients) byDomain.set(domainOf(recipient.address), [...(byDomain.get(domainOf(recipient.address)) ?? []), recipient]);
 
@@ -106,7 +116,13 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     let envelopeMessage: SystemMessage | undefined;
     let envelope: Buffer | undefined;
     for (const [domain, domainRecipients] of byDomain) {
-      if (!(await engine.isLocalDomain(domain))) {
+      if (!(await engine.isLocalDomain(domain, livemode))) {
+        if (!livemode) {
+          // Test mode never relays. The access point refused such recipients; a test domain that lost its
+          // certification since then gets a non-delivery notice per recipient here instead of an SMTP attempt.
+          for (const recipient of domainRecipients) await failWithoutRelay(row, recipient);
+          continue;
+        }
         remote.push(domain);
         certifiedElsewhere ||= domainRecipients.some((r) => r.certified);
         continue;
@@ -114,7 +130,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
       envelopeMessage ??= await buildTransportEnvelope(tx, { original: row.content! });
       envelope ??= await sign(envelopeMessage);
       await takeInChargeLocally(row, tx, domain, domainRecipients);
-      for (const recipient of domainRecipients) await deliverLocally(row, recipient, envelope, subjectOf(envelopeMessage));
+      for (const recipient of domainRecipients) await deliverLocally(row, livemode, recipient, envelope, subjectOf(envelopeMessage));
     }
     if (remote.length > 0) {
       const submittedAt = row.submittedAt.getTime();
@@ -133,6 +149,17 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     }
   }
 
+  /** A test-mode recipient outside the sandbox: certified as not delivered (`no-dominio`), never sent anywhere. */
+  async function failWithoutRelay(row: typeof pecTransactions.$inferSelect, recipient: RecipientRow): Promise<void> {
+    const [failed] = await engine.db
+      .update(pecRecipients)
+      .set({ status: 'failed', failedAt: engine.clock.now(), errorCode: 'no-dominio', errorDetail: `5.1.2 - ${engine.providerOf(false).name} - ${SANDBOX_NO_RELAY}` })
+      .where(and(eq(pecRecipients.transactionId, row.id), eq(pecRecipients.address, recipient.address), sql`${pecRecipients.status} not in ('delivered', 'failed')`))
+      .returning();
+    const current = failed ?? (await engine.db.select().from(pecRecipients).where(and(eq(pecRecipients.transactionId, row.id), eq(pecRecipients.address, recipient.address))))[0];
+    if (current?.status === 'failed') await certifyOutcome(row, current);
+  }
+
   /**
    * The receiving point of this same provider (spec §2: processing happens also when sender and recipient share
    * the provider): the take-charge receipt goes to our own service mailbox.
@@ -140,7 +167,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
   async function takeInChargeLocally(row: typeof pecTransactions.$inferSelect, tx: PecTransaction, domain: string, recipients: RecipientRow[]): Promise<void> {
     const messageId = engine.derivedMessageId(row.pecMessageId, `presa-in-carico:${domain}`);
     const covered = recipients.map((r) => r.address);
-    const serviceMailbox = (await engine.identity()).serviceAddress;
+    const serviceMailbox = (await engine.identity(!tx.provider.sandbox)).serviceAddress;
     const message = await buildTakeChargeReceipt(tx, { messageId, senderProviderMailbox: serviceMailbox, coveredRecipients: covered });
     const raw = await sign(message);
     const owner = { mailboxId: row.mailboxId, partnerId: row.partnerId };
@@ -166,13 +193,15 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
    * non-delivery notice with the reason. The outcome and its instant are recorded first, so a retry certifies the
    * same outcome at the same time.
    */
-  async function deliverLocally(row: typeof pecTransactions.$inferSelect, recipient: RecipientRow, envelope: Buffer, envelopeSubject: string): Promise<void> {
+  async function deliverLocally(row: typeof pecTransactions.$inferSelect, livemode: boolean, recipient: RecipientRow, envelope: Buffer, envelopeSubject: string): Promise<void> {
     const outcome = await engine.db.transaction(async (db) => {
       const [current] = await db.select().from(pecRecipients)
         .where(and(eq(pecRecipients.transactionId, row.id), eq(pecRecipients.address, recipient.address))).for('update');
       if (current!.status === 'delivered' || current!.status === 'failed') return current!;
       const now = engine.clock.now();
-      const [mailbox] = await db.select({ id: mailboxes.id, status: mailboxes.status }).from(mailboxes).where(eq(mailboxes.address, recipient.address)).for('update');
+      // The recipient mailbox of the sender's world: the same address may exist once live and once in test.
+      const [mailbox] = await db.select({ id: mailboxes.id, status: mailboxes.status }).from(mailboxes)
+        .where(and(eq(mailboxes.address, recipient.address), eq(mailboxes.livemode, livemode))).for('update');
       let failure: DeliveryFailure | null = null;
       if (!mailbox) failure = { error: 'no-dest', status: '5.1.1', description: 'indirizzo non valido' };
       else if (mailbox.status !== 'active') failure = { error: 'altro', status: '5.2.1', description: 'casella disattivata o sospesa' };
@@ -186,7 +215,7 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
       const [updated] = await db
         .update(pecRecipients)
         .set(failure
-          ? { status: 'failed', failedAt: now, errorCode: failure.error, errorDetail: `${failure.status} - ${engine.provider.name} - ${failure.description}` }
+          ? { status: 'failed', failedAt: now, errorCode: failure.error, errorDetail: `${failure.status} - ${engine.providerOf(livemode).name} - ${failure.description}` }
           : { status: 'delivered', deliveredAt: now })
         .where(and(eq(pecRecipients.transactionId, row.id), eq(pecRecipients.address, recipient.address)))
         .returning();
@@ -226,9 +255,14 @@ export function pipelineHandlers(engine: PecEngine): Record<string, JobHandler> 
     const transactionId = payload.transaction as string;
     const domain = payload.domain as string;
     const [head] = await engine.db.select({ submittedAt: pecTransactions.submittedAt }).from(pecTransactions).where(eq(pecTransactions.id, transactionId));
-    const { row, tx, recipients } = await engine.transactionFacts(transactionId, head!.submittedAt);
+    const { row, tx, recipients, livemode } = await engine.transactionFacts(transactionId, head!.submittedAt);
     const targets = recipients.filter((r) => domainOf(r.address) === domain && r.status !== 'failed');
     if (targets.length === 0) return;
+    if (!livemode) {
+      // Never queued for a test transaction (dispatch does not); should one exist, nothing leaves the provider.
+      for (const recipient of targets) await failWithoutRelay(row, recipient);
+      return;
+    }
     if (engine.clock.now().getTime() - row.submittedAt.getTime() >= QUEUE_LIFETIME_MS) {
       // Abandoned, as every PEC MTA must; the 24 h timeout notice has told the sender about PEC recipients (spec §4.5).
       engine.log?.warn({ transaction: row.id, domain }, 'PEC envelope not handed over within its queue lifetime: abandoned');

@@ -6,6 +6,34 @@ import type { PecConfig } from '../config.ts';
 import { createProviderIdentity, loadProviderIdentity, type ProviderIdentity } from './identity.ts';
 
 const CURRENT = 'current';
+const SANDBOX = 'sandbox';
+
+/** The sandbox's provider name: its certificate's O and CN, daticert `gestore-emittente` of every test message. */
+export const sandboxProviderName = (providerName: string): string => `${providerName} (SANDBOX)`;
+
+/**
+ * The sandbox's own signing identity (test mode), generated like the live one and kept in the database beside it:
+ * subject `O=<provider> (SANDBOX), CN=Posta Certificata <provider> (SANDBOX) - senza valore legale`, issued by a CA
+ * of its own and listed in no provider index, so a test receipt never verifies as one of the live provider's.
+ */
+export async function ensureSandboxIdentity(db: Db, clock: Clock, config: PecConfig, serviceDomain: string): Promise<ProviderIdentity> {
+  const stored = await read(db, SANDBOX);
+  if (stored) return stored;
+  const created = await createProviderIdentity({ providerName: sandboxProviderName(config.providerName), domain: serviceDomain, now: clock.now(), commonNameNote: 'senza valore legale' });
+  await db
+    .insert(providerIdentities)
+    .values({
+      id: SANDBOX,
+      providerName: created.providerName,
+      serviceAddress: created.serviceAddress,
+      caCertificatePem: created.caCertificatePem,
+      certificatePem: created.certificatePem,
+      privateKeyPem: created.privateKeyPem,
+      createdAt: clock.now(),
+    })
+    .onConflictDoNothing();
+  return (await read(db, SANDBOX))!;
+}
 
 /**
  * The provider's signing identity: from the configured PEM files when given, otherwise the one in the database,
@@ -37,8 +65,8 @@ export async function ensureProviderIdentity(db: Db, clock: Clock, config: PecCo
   return (await read(db))!;
 }
 
-async function read(db: Db): Promise<ProviderIdentity | null> {
-  const [row] = await db.select().from(providerIdentities).where(eq(providerIdentities.id, CURRENT));
+async function read(db: Db, id = CURRENT): Promise<ProviderIdentity | null> {
+  const [row] = await db.select().from(providerIdentities).where(eq(providerIdentities.id, id));
   if (!row) return null;
   return loadProviderIdentity({ providerName: row.providerName, certificatePem: row.certificatePem, privateKeyPem: row.privateKeyPem, caCertificatePem: row.caCertificatePem });
 }

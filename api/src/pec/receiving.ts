@@ -46,7 +46,10 @@ const NOTIFICATION_EVENTS: Record<string, LogEvent> = {
  * `send_message` jobs.
  */
 export function receivingHandlers(engine: PecEngine): Record<string, JobHandler> {
-  const sign = async (message: SystemMessage): Promise<Buffer> => signAndAssemble(message, await engine.signer());
+  // What arrives from outside belongs to the live world only: the live provider signs, and only live mailboxes
+  // (`liveMailbox`) and live transactions are ever looked up here. The sandbox receives nothing from outside.
+  const sign = async (message: SystemMessage): Promise<Buffer> => signAndAssemble(message, await engine.signer(true));
+  const liveMailbox = (address: string) => and(eq(mailboxes.address, address), eq(mailboxes.livemode, true));
 
   const logEntry = (event: LogEvent, fields: Omit<LogEntryInput, 'event' | 'provider' | 'details'> & { details?: Record<string, unknown> }): LogEntryInput => ({
     event, provider: engine.provider.name, details: {}, ...fields,
@@ -113,7 +116,7 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
 
     const virus = await engine.scanner.scan(raw);
     for (const address of rcptTo) {
-      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(eq(mailboxes.address, address));
+      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(liveMailbox(address));
       const owner = { mailboxId: mailbox?.id ?? null, partnerId: mailbox?.partnerId ?? null };
       if (virus) {
         // Not delivered; kept (service mailbox archive) for the 30 months the rules require.
@@ -165,13 +168,17 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
     const d = verification.daticert!;
     const now = engine.clock.now();
     const service = (await engine.identity()).serviceAddress;
-    const [transaction] = await engine.db.select().from(pecTransactions).where(eq(pecTransactions.pecMessageId, d.identificativo));
+    // A live transaction only: test messages never left this provider, so no other provider can speak of them.
+    const [found] = await engine.db.select({ transaction: pecTransactions }).from(pecTransactions)
+      .innerJoin(mailboxes, eq(mailboxes.id, pecTransactions.mailboxId))
+      .where(and(eq(pecTransactions.pecMessageId, d.identificativo), eq(mailboxes.livemode, true)));
+    const transaction = found?.transaction;
     const messageId = (verification.headers.get('message-id')?.[0] ?? `<${digest(raw)}>`).replace(/^<|>$/g, '');
     const kind = kindForType(d.tipo);
     await engine.db.transaction(async (db) => {
       let storedAny = false;
       for (const address of rcptTo) {
-        const [mailbox] = address === service ? [] : await db.select({ id: mailboxes.id }).from(mailboxes).where(eq(mailboxes.address, address));
+        const [mailbox] = address === service ? [] : await db.select({ id: mailboxes.id }).from(mailboxes).where(liveMailbox(address));
         if (address !== service && !mailbox) continue;
         storedAny = (await storeMessage(db, {
           mailboxId: mailbox?.id ?? null, folder: mailbox ? 'receipts' : 'inbox', kind, content: raw, messageId, pecMessageId: d.identificativo,
@@ -258,7 +265,7 @@ export function receivingHandlers(engine: PecEngine): Record<string, JobHandler>
     const signed = await sign(envelope);
     const messageId = messageIdOf(envelope);
     for (const address of rcptTo) {
-      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(eq(mailboxes.address, address));
+      const [mailbox] = await engine.db.select({ id: mailboxes.id, partnerId: mailboxes.partnerId, status: mailboxes.status }).from(mailboxes).where(liveMailbox(address));
       if (!mailbox) continue;
       await engine.db.transaction(async (db) => {
         const stored = await storeMessage(db, {

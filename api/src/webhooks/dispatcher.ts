@@ -1,3 +1,4 @@
+import { stampLivemode } from '../http/livemode.ts';
 import { performance } from 'node:perf_hooks';
 import { eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
@@ -118,7 +119,7 @@ export class WebhookDispatcher {
           delivery_id: string; endpoint_id: string; partner_id: string; url: string; secret: string;
           previous_secret: string | null; previous_secret_expires_at: string | null;
           event_id: string; type: string; api_version: string; data: RecordedEvent['data'];
-          request_id: string | null; idempotency_key: string | null; created_at: string;
+          request_id: string | null; idempotency_key: string | null; created_at: string; livemode: boolean;
         }>(sql`
           with candidate as (
             select d.id, e.id as endpoint_id
@@ -142,7 +143,7 @@ export class WebhookDispatcher {
           where d.id = candidate.id and e.id = candidate.endpoint_id and ev.id = d.event_id
           returning d.id as delivery_id, e.id as endpoint_id, d.partner_id, e.url, e.secret, e.previous_secret,
             e.previous_secret_expires_at, ev.id as event_id, ev.type, ev.api_version, ev.data, ev.request_id,
-            ev.idempotency_key, ev.created_at`);
+            ev.idempotency_key, ev.created_at, (select p.livemode from partners p where p.id = d.partner_id) as livemode`);
         const row = rows[0];
         if (!row) return null;
         const [inFlight] = await tx.execute<{ n: number }>(sql`
@@ -157,7 +158,7 @@ export class WebhookDispatcher {
           url: row.url,
           // The new secret first: a receiver that checks only the first signature has switched already.
           secrets: previousLive ? [row.secret, row.previous_secret!] : [row.secret],
-          event: toEventView({
+          event: withWorld(toEventView({
             id: row.event_id,
             type: row.type,
             apiVersion: row.api_version,
@@ -165,7 +166,7 @@ export class WebhookDispatcher {
             requestId: row.request_id,
             idempotencyKey: row.idempotency_key,
             createdAt: new Date(row.created_at),
-          }),
+          }), row.livemode !== false),
         };
       }));
     } catch (error) {
@@ -401,4 +402,10 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timed out: the attempt took longer than ${attemptDeadlineMs(timeoutMs)} ms`;
   if ((typeof e.code === 'string' && e.code.startsWith('ERR_TLS')) || /certificate/i.test(e.message ?? '')) return `TLS error: ${e.message}`;
   return e.message ? e.message.slice(0, 500) : 'request failed';
+}
+
+/** A webhook's event says its world as the API's does: on the event and on every resource inside it. */
+function withWorld<T extends object>(event: T, livemode: boolean): T {
+  stampLivemode(event, livemode);
+  return event;
 }

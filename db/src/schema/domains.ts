@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { customers } from './customers.ts';
 import { partners } from './partners.ts';
 
@@ -12,6 +12,8 @@ export const domains = pgTable(
   {
     id: text('id').primaryKey(),
     partnerId: text('partner_id').notNull().references(() => partners.id),
+    /** The partner's world (false: the sandbox), copied from it by a trigger at insert: global names are unique per world. */
+    livemode: boolean('livemode').notNull().default(true),
     customerId: text('customer_id').notNull().references(() => customers.id, { onDelete: 'restrict' }),
     /** ASCII (punycode) form, lower case: what DNS and uniqueness use. */
     name: text('name').notNull(),
@@ -34,7 +36,7 @@ export const domains = pgTable(
   (t) => [
     index('domains_partner_idx').on(t.partnerId, t.id),
     // One live certification per name, across all partners.
-    uniqueIndex('domains_certified_name_key').on(t.name).where(sql`${t.status} in ('certified', 'degraded')`),
+    uniqueIndex('domains_certified_name_key').on(t.name, t.livemode).where(sql`${t.status} in ('certified', 'degraded')`),
     // One open request per name and partner.
     uniqueIndex('domains_pending_name_key').on(t.partnerId, t.name).where(sql`${t.status} = 'pending_verification'`),
     check('domains_level_check', sql`${t.level} in (2, 3)`),

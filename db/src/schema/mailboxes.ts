@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { customers } from './customers.ts';
 import { domains } from './domains.ts';
 import { partners } from './partners.ts';
@@ -18,6 +18,8 @@ export const mailboxes = pgTable(
   {
     id: text('id').primaryKey(),
     partnerId: text('partner_id').notNull().references(() => partners.id),
+    /** The partner's world (false: the sandbox), copied from it by a trigger at insert: global names are unique per world. */
+    livemode: boolean('livemode').notNull().default(true),
     customerId: text('customer_id').notNull().references(() => customers.id, { onDelete: 'restrict' }),
     /** Null on the provider's own domains. */
     domainId: text('domain_id').references(() => domains.id, { onDelete: 'restrict' }),
@@ -51,7 +53,7 @@ export const mailboxes = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [
-    uniqueIndex('mailboxes_address_key').on(t.address),
+    uniqueIndex('mailboxes_address_key').on(t.address, t.livemode),
     index('mailboxes_partner_idx').on(t.partnerId, t.id),
     index('mailboxes_customer_idx').on(t.customerId),
     index('mailboxes_domain_idx').on(t.domainId),

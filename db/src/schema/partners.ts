@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { check, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { boolean, check, index, jsonb, pgTable, text, timestamp, uniqueIndex, type AnyPgColumn } from 'drizzle-orm/pg-core';
 import { priceLists } from './prices.ts';
 
 export const partnerStatuses = ['active', 'suspended'] as const;
@@ -8,6 +8,10 @@ export type PartnerStatus = (typeof partnerStatuses)[number];
 /**
  * A partner (reseller) is the tenant: every other partner-owned row points here. An operator may suspend it:
  * its API keys and tokens are then refused (403 `partner_suspended`), its customers' mailboxes keep working.
+ *
+ * Test mode (the sandbox) is a world of its own: each live partner may have one test twin, a partner row with
+ * `livemode = false` pointing at it. `sk_test_` keys belong to the twin, so every partner-scoped query (and the
+ * tenancy rules every route already follows) keeps the two worlds apart without a second filter.
  */
 export const partners = pgTable(
   'partners',
@@ -15,6 +19,9 @@ export const partners = pgTable(
     id: text('id').primaryKey(),
     name: text('name').notNull(),
     status: text('status', { enum: partnerStatuses }).notNull().default('active'),
+    livemode: boolean('livemode').notNull().default(true),
+    /** On a test twin: the live partner whose sandbox it is (who suspends the live partner suspends this too). */
+    livePartnerId: text('live_partner_id').references((): AnyPgColumn => partners.id),
     suspendedAt: timestamp('suspended_at', { withTimezone: true, mode: 'date' }),
     suspensionReason: text('suspension_reason'),
     /** The price list this partner pays (an operator assigns it); null: the default list (`pl_default`). */
@@ -25,6 +32,8 @@ export const partners = pgTable(
     check('partners_status_check', sql`${t.status} in ('active','suspended')`),
     check('partners_suspension_check', sql`(${t.status} = 'suspended') = (${t.suspendedAt} is not null)`),
     index('partners_price_list_idx').on(t.priceListId),
+    check('partners_test_twin_check', sql`${t.livemode} = (${t.livePartnerId} is null)`),
+    uniqueIndex('partners_test_twin_key').on(t.livePartnerId),
   ],
 );
 

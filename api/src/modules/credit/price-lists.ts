@@ -16,9 +16,12 @@ export interface ResolvedPrices {
 /** Who recorded a list or a version: an operator key, or the system (PRICES_FILE at start-up). */
 export type PriceListAuthor = { operatorKeyId: string | null };
 
-/** The partner's list: its assignment, or the default list. One scalar subquery, usable inside any query. */
+/**
+ * The partner's list: its assignment, or the default list. A sandbox (test twin) pays its live partner's prices,
+ * so what a developer tries in test mode costs what it will cost live. One scalar subquery, usable in any query.
+ */
 const listOfPartner = (partnerId: string) =>
-  sql`coalesce((select ${partners.priceListId} from ${partners} where ${partners.id} = ${partnerId}), ${DEFAULT_PRICE_LIST_ID})`;
+  sql`coalesce((select live.price_list_id from ${partners} world join ${partners} live on live.id = coalesce(world.live_partner_id, world.id) where world.id = ${partnerId}), ${DEFAULT_PRICE_LIST_ID})`;
 
 /**
  * The price list in force for a partner at `at`: its assigned list (or the default one), that list's version with

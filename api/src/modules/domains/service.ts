@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import { customers, domains, mailboxes, type DbOrTx, type DomainStatus } from '@pec-partner/db';
+import { inWorldOf } from '../../sandbox/world.ts';
 import type { Clock } from '../../clock.ts';
 import type { AppConfig } from '../../config.ts';
 import { isUniqueViolation } from '../../db-errors.ts';
@@ -129,7 +130,8 @@ export async function checkCertifiable(db: DbOrTx, config: AppConfig, partnerId:
   const existing = await db
     .select({ partnerId: domains.partnerId, status: domains.status })
     .from(domains)
-    .where(and(eq(domains.name, ascii), inArray(domains.status, ['certified', 'degraded', 'pending_verification'])));
+    // Per world: a name certified live may be certified once more in the sandbox, and the other way round.
+    .where(and(eq(domains.name, ascii), inArray(domains.status, ['certified', 'degraded', 'pending_verification']), inWorldOf(domains.livemode, partnerId)));
   if (existing.some((d) => d.status === 'certified' || d.status === 'degraded')) {
     return { name: ascii, unicode_name: unicode, certifiable: false, reason: 'already_certified', detail: `${ascii} is already certified for PEC.` };
   }
@@ -349,7 +351,8 @@ export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: 
     });
   }
 
-  const live = await db.select().from(domains).where(inArray(domains.status, ['certified', 'degraded']));
+  // Live domains only: a test domain was verified by a call, not by DNS, and no real DNS is asked about it.
+  const live = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), eq(domains.livemode, true)));
   for (const row of live) {
     const check = await runCheck(config, row, clock.now());
     await db.transaction(async (tx) => {

@@ -1,3 +1,4 @@
+import { inWorldOf } from '../../sandbox/world.ts';
 import { and, desc, eq, gte, inArray, isNotNull, lt, lte, or, sql } from 'drizzle-orm';
 import {
   customers, domains, identityDocuments, mailboxes, mailboxNotices, type Db, type DbOrTx, type MailboxPlan,
@@ -129,7 +130,7 @@ export async function checkAvailability(deps: MailboxDeps, partnerId: string, ad
   const at = address.lastIndexOf('@');
   const resolved = at > 0 ? await resolveAddress(deps, partnerId, address.slice(0, at), address.slice(at + 1)) : { problem: 'invalid_address', detail: 'must be local-part@domain', pointer: '/address' };
   if ('problem' in resolved) return { object: 'mailbox_availability' as const, address: address.trim().toLowerCase(), available: false, reason: resolved.problem, detail: resolved.detail };
-  const [taken] = await deps.db.select({ id: mailboxes.id }).from(mailboxes).where(eq(mailboxes.address, resolved.address));
+  const [taken] = await deps.db.select({ id: mailboxes.id }).from(mailboxes).where(and(eq(mailboxes.address, resolved.address), inWorldOf(mailboxes.livemode, partnerId)));
   return taken
     ? { object: 'mailbox_availability' as const, address: resolved.address, available: false, reason: 'taken', detail: `${resolved.address} already exists` }
     : { object: 'mailbox_availability' as const, address: resolved.address, available: true, reason: null, detail: null };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type DbOrTx, type MailboxStatus } from '@pec-partner/db';
 import { verifyPassword } from '../../passwords.ts';
 import { modeMaySend, type MailboxActor } from '../delegations/modes.ts';
@@ -16,6 +16,8 @@ export interface HolderPrincipal {
   address: string;
   status: MailboxStatus;
   actor: MailboxActor;
+  /** False for a sandbox mailbox. */
+  livemode: boolean;
 }
 
 /** Statuses in which the holder may sign in (a suspended mailbox is read-only, not closed). */
@@ -42,14 +44,24 @@ async function verifyPasswordCached(identity: string, password: string, password
   return true;
 }
 
-export async function authenticateHolder(db: DbOrTx, address: string, password: string): Promise<HolderPrincipal | null> {
+/**
+ * The user name a mailbox signs in with at every door: its address names the live mailbox; a sandbox mailbox, whose
+ * address may also exist live (each world has its own), signs in with its id (`mbx_…`), which works for both.
+ */
+export function mailboxLogin(user: string) {
+  const name = user.trim();
+  return name.startsWith('mbx_') ? eq(mailboxes.id, name) : and(eq(mailboxes.address, name.toLowerCase()), eq(mailboxes.livemode, true));
+}
+
+export async function authenticateHolder(db: DbOrTx, user: string, password: string): Promise<HolderPrincipal | null> {
   const [row] = await db
-    .select({ id: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, passwordHash: mailboxes.passwordHash })
+    .select({ id: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, passwordHash: mailboxes.passwordHash, livemode: mailboxes.livemode })
     .from(mailboxes)
-    .where(eq(mailboxes.address, address.trim().toLowerCase()));
+    .where(mailboxLogin(user));
   if (!row || !SIGN_IN_STATUSES.includes(row.status)) return null;
-  if (!(await verifyPasswordCached(row.address, password, row.passwordHash))) return null;
-  return { mailboxId: row.id, partnerId: row.partnerId, address: row.address, status: row.status, actor: { kind: 'holder' } };
+  // The password cache is keyed by the mailbox id: one address names two mailboxes (live and test).
+  if (!(await verifyPasswordCached(row.id, password, row.passwordHash))) return null;
+  return { mailboxId: row.id, partnerId: row.partnerId, address: row.address, status: row.status, actor: { kind: 'holder' }, livemode: row.livemode };
 }
 
 /** A collaborator's own account (multiutenza), when the e-mail and password match one. */
@@ -61,12 +73,12 @@ export async function authenticateDelegateAccount(db: DbOrTx, email: string, pas
 
 const delegationColumns = {
   delegationId: delegations.id, mode: delegations.mode, accountId: delegateAccounts.id, email: delegateAccounts.email, passwordHash: delegateAccounts.passwordHash,
-  mailboxId: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status,
+  mailboxId: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, livemode: mailboxes.livemode,
 };
 type DelegationRow = { [K in keyof typeof delegationColumns]: (typeof delegationColumns)[K]['_']['data'] };
 
 const delegatePrincipal = (row: DelegationRow): HolderPrincipal => ({
-  mailboxId: row.mailboxId, partnerId: row.partnerId, address: row.address, status: row.status,
+  mailboxId: row.mailboxId, partnerId: row.partnerId, address: row.address, status: row.status, livemode: row.livemode,
   actor: { kind: 'delegate', delegationId: row.delegationId, accountId: row.accountId, email: row.email, mode: row.mode },
 });
 
@@ -129,7 +141,10 @@ export async function authenticateSubmitter(db: DbOrTx, username: string, passwo
         .from(delegations)
         .innerJoin(delegateAccounts, eq(delegateAccounts.id, delegations.accountId))
         .innerJoin(mailboxes, eq(mailboxes.id, delegations.mailboxId))
-        .where(and(eq(delegations.accountId, account!.id), eq(mailboxes.address, mailFrom), eq(delegations.status, 'active')));
+        .where(and(eq(delegations.accountId, account!.id), eq(mailboxes.address, mailFrom), eq(delegations.status, 'active')))
+        // One address may name a live and a test mailbox: the live one, as an address always does at sign-in.
+        .orderBy(desc(mailboxes.livemode))
+        .limit(1);
       if (row && SIGN_IN_STATUSES.includes(row.status)) {
         if (modeMaySend(row.mode)) return delegatePrincipal(row);
         if (!holder) return { refusal: `Delegation mode ${row.mode} does not allow sending from ${mailFrom}` };

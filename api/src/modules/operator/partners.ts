@@ -42,8 +42,11 @@ function partnerView(row: Row, balance: number): PartnerView {
 const selectPartners = (db: DbOrTx) =>
   db.select({ partner: partners, balance: creditAccounts.balanceCents }).from(partners).innerJoin(creditAccounts, eq(creditAccounts.partnerId, partners.id));
 
+/** The operator works on live partners; their sandboxes (test twins) are the partners' own and invisible here. */
+const livePartner = (id: string) => and(eq(partners.id, id), eq(partners.livemode, true));
+
 export async function getPartner(db: DbOrTx, id: string): Promise<PartnerView> {
-  const [row] = await selectPartners(db).where(eq(partners.id, id));
+  const [row] = await selectPartners(db).where(livePartner(id));
   if (!row) throw notFound('partner', id);
   return partnerView(row.partner, row.balance);
 }
@@ -61,6 +64,7 @@ export async function listPartners(db: DbOrTx, query: PartnerQuery): Promise<Par
   const rows = await selectPartners(db)
     .where(
       and(
+        eq(partners.livemode, true),
         pattern ? or(ilike(partners.name, pattern), eq(partners.id, query.q!)) : undefined,
         query.status ? eq(partners.status, query.status) : undefined,
         query.startingAfter ? lt(partners.id, query.startingAfter) : undefined,
@@ -74,11 +78,11 @@ export async function listPartners(db: DbOrTx, query: PartnerQuery): Promise<Par
 /** A partner with its first API key; the secret is returned only here. */
 export async function createPartnerAsOperator(
   db: DbOrTx, clock: Clock, by: AuditActorRef, name: string,
-): Promise<{ partner: PartnerView; key: ApiKeyView; secret: string }> {
+): Promise<{ partner: PartnerView; key: ApiKeyView; secret: string; testKey: ApiKeyView; testSecret: string }> {
   return db.transaction(async (tx) => {
     const created = await createPartner(tx, clock, name);
     await recordAudit(tx, clock, by, { action: 'partner.created', targetType: 'partner', targetId: created.partner.id, partnerId: created.partner.id, details: { name, api_key: created.key.id } });
-    return { partner: await getPartner(tx, created.partner.id), key: created.key, secret: created.secret };
+    return { partner: await getPartner(tx, created.partner.id), key: created.key, secret: created.secret, testKey: created.testKey, testSecret: created.testSecret };
   });
 }
 
@@ -90,7 +94,7 @@ export async function setPartnerSuspended(
   db: DbOrTx, clock: Clock, by: AuditActorRef, id: string, suspend: boolean, reason: string,
 ): Promise<PartnerView> {
   return db.transaction(async (tx) => {
-    const [current] = await tx.select().from(partners).where(eq(partners.id, id)).for('update');
+    const [current] = await tx.select().from(partners).where(livePartner(id)).for('update');
     if (!current) throw notFound('partner', id);
     assertTransition(transitions, 'partner', id, current.status, suspend ? 'suspend' : 'reactivate');
     const before = await getPartner(tx, id);
@@ -121,7 +125,7 @@ export async function adjustCredit(
     throw new ProblemError(400, 'validation_error', 'Invalid request', 'The amount must be a non-zero integer of euro cents.');
   }
   return db.transaction(async (tx) => {
-    const [exists] = await tx.select({ id: partners.id }).from(partners).where(eq(partners.id, partnerId));
+    const [exists] = await tx.select({ id: partners.id }).from(partners).where(livePartner(partnerId));
     if (!exists) throw notFound('partner', partnerId);
     const kind = input.amount > 0 ? 'adjustment_credit' : 'adjustment_debit';
     const entry = await postMovement(tx, clock, kind, input.amount, {

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { DEFAULT_PRICE_LIST_ID, partners, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { notFound } from '../../http/problem.ts';
@@ -44,7 +44,7 @@ export async function assignPriceList(
   db: DbOrTx, clock: Clock, by: AuditActorRef, partnerId: string, listId: string | null, reason: string,
 ): Promise<PartnerView> {
   return db.transaction(async (tx) => {
-    const [current] = await tx.select({ priceListId: partners.priceListId }).from(partners).where(eq(partners.id, partnerId)).for('update');
+    const [current] = await tx.select({ priceListId: partners.priceListId }).from(partners).where(and(eq(partners.id, partnerId), eq(partners.livemode, true))).for('update');
     if (!current) throw notFound('partner', partnerId);
     const stored = listId === DEFAULT_PRICE_LIST_ID ? null : listId;
     if (stored) await assertPriceListExists(tx, stored);

@@ -18,10 +18,12 @@ export interface CreditBalanceRow {
   currency: string;
 }
 
+/** Reports are about the business: live partners only (their sandboxes' free credit is no revenue). */
 export async function creditBalancesReport(db: DbOrTx, at: Date) {
   const rows = await db.execute<{ id: string; name: string; status: string; balance_cents: string; currency: string }>(sql`
     select p.id, p.name, p.status, a.balance_cents, a.currency
     from partners p join credit_accounts a on a.partner_id = p.id
+    where p.livemode
     order by p.id`);
   const data: CreditBalanceRow[] = rows.map((r) => ({ partner: r.id, partner_name: r.name, status: r.status, balance: int(r.balance_cents), currency: r.currency }));
   return {
@@ -94,6 +96,7 @@ export async function revenueReport(db: DbOrTx, from: string, to: string) {
       sum(m.charged)::bigint as charged, sum(m.refunded)::bigint as refunded, sum(m.topped_up)::bigint as topped_up,
       sum(m.invoiced_net)::bigint as invoiced_net, sum(m.invoiced_vat)::bigint as invoiced_vat, sum(m.invoiced_gross)::bigint as invoiced_gross
     from movements m join partners p on p.id = m.partner_id
+    where p.livemode
     group by m.month, m.partner_id, p.name
     order by m.month, m.partner_id`);
   const data: RevenueRow[] = rows.map((r) => ({
@@ -118,7 +121,7 @@ export async function activeMailboxesReport(db: DbOrTx, at: Date) {
   const rows = await db.execute<{ partner_id: string; name: string; plan: MailboxPlan; active: string }>(sql`
     select m.partner_id, p.name, m.plan, count(*)::bigint as active
     from mailboxes m join partners p on p.id = m.partner_id
-    where m.status = 'active'
+    where m.status = 'active' and p.livemode
     group by m.partner_id, p.name, m.plan
     order by m.partner_id, array_position(${order}, m.plan::text)`);
   const data: ActiveMailboxesRow[] = rows.map((r) => ({ partner: r.partner_id, partner_name: r.name, plan: r.plan, active_mailboxes: int(r.active) }));

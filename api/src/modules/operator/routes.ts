@@ -78,6 +78,14 @@ const PartnerCreated = Type.Object(
       },
       { title: 'PartnerFirstKey' },
     ),
+    test_api_key: Type.Object(
+      {
+        id: Type.String({ description: 'Prefixed `key_`.' }),
+        prefix: Type.String(),
+        secret: Type.String({ description: "The partner's first test key (`sk_test_…`), for its sandbox. Shown only in this response." }),
+      },
+      { title: 'PartnerFirstTestKey' },
+    ),
   },
   { title: 'PartnerCreated' },
 );
@@ -300,14 +308,18 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
   app.post('/v1/operator/partners', {
     config: operator('full'),
     schema: {
-      operationId: 'operatorCreatePartner', tags, security, summary: 'Create a partner with its first API key',
+      operationId: 'operatorCreatePartner', tags, security, summary: 'Create a partner with its first API keys (live and test)',
       description: `${scopeNote('full')} The partner's secret key is in this answer only.`,
       body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { title: 'PartnerCreate', additionalProperties: false }),
       response: { 201: PartnerCreated, ...problemResponses(403) },
     },
   }, async (request, reply) => {
     const created = await createPartnerAsOperator(db, clock, auditActorOf(operatorOf(request, 'full')), request.body.name.trim());
-    return reply.code(201).send({ partner: created.partner, api_key: { id: created.key.id, prefix: created.key.prefix, secret: created.secret } });
+    return reply.code(201).send({
+      partner: created.partner,
+      api_key: { id: created.key.id, prefix: created.key.prefix, secret: created.secret },
+      test_api_key: { id: created.testKey.id, prefix: created.testKey.prefix, secret: created.testSecret },
+    });
   });
 
   app.get('/v1/operator/partners', {

@@ -3,7 +3,7 @@ import type { App, AppDeps } from '../../deps.ts';
 import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { problemResponses, ProblemError } from '../../http/problem.ts';
-import { API_KEY_PREFIX, authenticateSecret, createApiKey, listApiKeys, revokeApiKey } from './service.ts';
+import { authenticateSecret, createApiKey, isPartnerSecret, listApiKeys, revokeApiKey, testWorldOf } from './service.ts';
 
 const ApiKey = Type.Object(
   {
@@ -54,11 +54,22 @@ export async function partnerRoutes(app: App, { db, clock, tokens }: AppDeps): P
       operationId: 'createApiKey',
       tags: ['Authentication'],
       summary: 'Create a secret API key',
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, { title: 'ApiKeyCreate', additionalProperties: false }),
-      response: { 201: ApiKeyWithSecret, ...problemResponses(422) },
+      description: 'A live key (`sk_live_…`) may create keys of either world; a test key (`sk_test_…`) only test keys. Test keys reach the sandbox: '
+        + 'a world of its own, with free credit, where nothing is charged and no message leaves the provider.',
+      body: Type.Object({
+        name: Type.String({ minLength: 1, maxLength: 100 }),
+        livemode: Type.Optional(Type.Boolean({ description: "The new key's world: `false` makes a test key. Defaults to the caller's world." })),
+      }, { title: 'ApiKeyCreate', additionalProperties: false }),
+      response: { 201: ApiKeyWithSecret, ...problemResponses(403, 422) },
     },
   }, async (request, reply) => {
-    const { key, secret } = await createApiKey(db, clock, partnerOf(request).partnerId, request.body.name);
+    const caller = partnerOf(request);
+    const livemode = request.body.livemode ?? caller.livemode;
+    if (livemode && !caller.livemode) {
+      throw new ProblemError(403, 'livemode_forbidden', 'Forbidden', 'A test key cannot create live keys; use a live key (`sk_live_…`).');
+    }
+    const partnerId = livemode === caller.livemode ? caller.partnerId : await testWorldOf(db, clock, caller.partnerId);
+    const { key, secret } = await createApiKey(db, clock, partnerId, request.body.name, livemode);
     return reply.code(201).send({ ...key, secret });
   });
 
@@ -104,7 +115,7 @@ export async function partnerRoutes(app: App, { db, clock, tokens }: AppDeps): P
       secret = decoded.slice(decoded.indexOf(':') + 1);
     }
     if (!secret) throw oauthError('invalid_client', 'Send the API key as client_secret or as the HTTP Basic password.');
-    const principal = secret.startsWith(API_KEY_PREFIX) ? await authenticateSecret(db, clock, secret) : null;
+    const principal = isPartnerSecret(secret) ? await authenticateSecret(db, clock, secret) : null;
     if (!principal) throw oauthError('invalid_client', 'The API key is unknown or has been revoked.');
     reply.header('cache-control', 'no-store');
     return { access_token: await tokens.issue(principal), token_type: 'Bearer' as const, expires_in: tokens.ttlSeconds };

@@ -114,7 +114,7 @@ export class TokenService {
     const key = this.#current;
     if (!key) throw new Error('no signing key could be loaded or created');
     const now = Math.floor(this.#clock.now().getTime() / 1000);
-    return new SignJWT({ key: principal.apiKeyId })
+    return new SignJWT({ key: principal.apiKeyId, livemode: principal.livemode })
       .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#issuer)
       .setAudience(this.#issuer)
@@ -146,7 +146,8 @@ export class TokenService {
         },
       );
       if (typeof payload.sub !== 'string' || typeof payload.key !== 'string') return null;
-      return { partnerId: payload.sub, apiKeyId: payload.key };
+      // Tokens from before test mode carry no `livemode`: they were all live.
+      return { partnerId: payload.sub, apiKeyId: payload.key, livemode: payload.livemode !== false };
     } catch {
       return null;
     }

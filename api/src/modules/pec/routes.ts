@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import type { App, AppDeps } from '../../deps.ts';
+import { requestLivemode } from '../../http/livemode.ts';
 import { ProblemError, problemResponses } from '../../http/problem.ts';
 import type { PecEngine } from '../../pec/engine.ts';
 import { toLdif } from '../../pec/provider-index.ts';
@@ -66,7 +67,9 @@ export async function pecRoutes(app: App, deps: AppDeps & { engine: PecEngine })
     if (!Buffer.isBuffer(request.body)) {
       throw new ProblemError(415, 'unsupported_media_type', 'Unsupported media type', 'Send the message with Content-Type: message/rfc822.');
     }
-    const { headers: _headers, ...result } = await verifyPecMessage(request.body, await deps.engine.index());
+    // In the caller's world: a test key or test mailbox verifies against the sandbox's own record, live against the
+    // provider index; a sandbox message therefore never verifies as a live provider's.
+    const { headers: _headers, ...result } = await verifyPecMessage(request.body, await deps.engine.index(requestLivemode(request)));
     return { object: 'pec_verification' as const, ...result, daticert: result.daticert as unknown as Record<string, unknown> | null };
   });
 }

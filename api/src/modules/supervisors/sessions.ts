@@ -27,7 +27,7 @@ export interface SessionDeps {
  */
 export async function liveSupervision(db: DbOrTx, supervisorId: string, mailboxId: string) {
   const [row] = await db
-    .select({ mailboxId: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, payer: supervisors.mailboxId })
+    .select({ mailboxId: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, livemode: mailboxes.livemode, payer: supervisors.mailboxId })
     .from(supervisedMailboxes)
     .innerJoin(supervisors, eq(supervisors.id, supervisedMailboxes.supervisorId))
     .innerJoin(mailboxes, eq(mailboxes.id, supervisedMailboxes.mailboxId))
@@ -91,7 +91,7 @@ export async function authenticateMailboxSession(db: DbOrTx, tokens: TokenServic
   const mailbox = await liveSupervision(db, payload.sub, payload.mbx);
   if (!mailbox) return null;
   return {
-    mailboxId: mailbox.mailboxId, partnerId: mailbox.partnerId, address: mailbox.address, status: mailbox.status,
+    mailboxId: mailbox.mailboxId, partnerId: mailbox.partnerId, address: mailbox.address, status: mailbox.status, livemode: mailbox.livemode,
     actor: { kind: 'supervisor', supervisorId: payload.sub, signInId: payload.sid, mode: 'read_write' },
   };
 }

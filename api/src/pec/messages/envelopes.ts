@@ -1,6 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { buildDaticert } from './daticert.ts';
-import { angleBrackets, onBehalfOf, prefixedSubject, SUBJECT_PREFIX, type HeaderList } from './headers.ts';
+import { angleBrackets, modeHeaders, onBehalfOf, prefixedSubject, SUBJECT_PREFIX, type HeaderList } from './headers.ts';
 import { buildSystemEntity } from './mime.ts';
 import { toPostacert } from './postacert.ts';
 import { decodeHeaderText, fieldsNamed, fieldValue, firstValue, fromBinary, parseEntity, toBinary, withCrlf, type RawEntity } from './raw-entity.ts';
@@ -32,13 +32,14 @@ export async function buildTransportEnvelope(tx: PecTransaction, options: { orig
     ['Message-ID', angleBrackets(tx.pecMessageId)],
     ['X-Riferimento-Message-ID', tx.originalMessageId],
     ['X-TipoRicevuta', tx.receiptType],
+    ...modeHeaders(tx.provider),
   ];
   const entity = await buildSystemEntity({
     text: transportEnvelopeText(transactionFacts(tx)),
     daticert: buildDaticert(transactionDaticert(tx, { type: 'posta-certificata', error: 'nessuno', receiptType: tx.receiptType })),
     original: toPostacert(options.original, tx),
   });
-  return { headers, entity, date: tx.at };
+  return { headers, entity, date: tx.at, sandbox: tx.provider.sandbox === true };
 }
 
 export interface AnomalyInput {
@@ -76,6 +77,7 @@ export async function buildAnomalyEnvelope(input: AnomalyInput): Promise<SystemM
     ...inherited(received, 'To', 'Cc'),
     ['Message-ID', messageId],
     ['X-Riferimento-Message-ID', messageId],
+    ...modeHeaders(input.provider),
   ];
   const text = anomalyText(
     {
@@ -84,10 +86,11 @@ export async function buildAnomalyEnvelope(input: AnomalyInput): Promise<SystemM
       sender,
       recipients: [...addresses(received, 'To'), ...addresses(received, 'Cc')].map((address) => ({ address })),
       identifier: messageId.replace(/^<|>$/g, ''),
+      sandbox: input.provider.sandbox === true,
     },
     input.error,
   );
-  return { headers, entity: await buildSystemEntity({ text, original: fromBinary(receivedBinary) }), date: input.at };
+  return { headers, entity: await buildSystemEntity({ text, original: fromBinary(receivedBinary) }), date: input.at, sandbox: input.provider.sandbox === true };
 }
 
 /** Inherited fields keep their order and value; raw 8-bit bytes in them are read as UTF-8 (RFC 6532). */

@@ -24,6 +24,16 @@ export const SUBJECT_PREFIX = {
   nonDelivery: 'AVVISO DI MANCATA CONSEGNA: ',
 } as const;
 
+/**
+ * Marks every message the engine produces in test mode (sandbox): envelopes, receipts and notices. Outer header
+ * fields are not covered by the S/MIME signature, so the signed readable text says it too (`SANDBOX_NOTICE`), and
+ * the sandbox signs with its own certificate (subject `… (SANDBOX)`), which is in no provider index.
+ */
+export const MODE_HEADER = 'X-PEC-Partner-Mode';
+
+/** `X-PEC-Partner-Mode: test` for a sandbox provider; nothing for the live one. */
+export const modeHeaders = (provider: Provider): HeaderList => (provider.sandbox ? [[MODE_HEADER, 'test']] : []);
+
 /** The provider's service address: sender of every system message, and the address its certificate names. */
 export const serviceAddress = (provider: Provider): string => `posta-certificata@${provider.domain}`;
 

@@ -14,7 +14,8 @@ export {
 } from './notices.ts';
 export { buildTransportEnvelope, buildAnomalyEnvelope, type AnomalyInput } from './envelopes.ts';
 export { assemble, signAndAssemble, type SignedMessage, type Signer, type SystemMessage } from './system-message.ts';
-export { SUBJECT_PREFIX, serviceAddress, type HeaderList } from './headers.ts';
+export { MODE_HEADER, SUBJECT_PREFIX, serviceAddress, type HeaderList } from './headers.ts';
+export { SANDBOX_NOTICE } from './texts.ts';
 export { buildDaticert, type Daticert, type DaticertError, type DaticertType, type ReceiptType, type RecipientType } from './daticert.ts';
 export { buildSystemEntity, type SystemBody } from './mime.ts';
 export { newPecMessageId } from './msgid.ts';

@@ -1,5 +1,5 @@
 import { buildDaticert, type Daticert } from './daticert.ts';
-import { angleBrackets, prefixedSubject, serviceAddress, type HeaderList } from './headers.ts';
+import { angleBrackets, modeHeaders, prefixedSubject, serviceAddress, type HeaderList } from './headers.ts';
 import { buildSystemEntity } from './mime.ts';
 import type { SystemMessage } from './system-message.ts';
 import type { ReadableText } from './texts.ts';
@@ -34,11 +34,12 @@ export async function buildNotification(tx: PecTransaction, notification: Notifi
     ['To', notification.to],
     ['Message-ID', angleBrackets(notification.messageId)],
     ['X-Riferimento-Message-ID', tx.originalMessageId],
+    ...modeHeaders(tx.provider),
   ];
   const entity = await buildSystemEntity({
     text: notification.text,
     daticert: buildDaticert(notification.daticert),
     original: notification.original,
   });
-  return { headers, entity, date: tx.at };
+  return { headers, entity, date: tx.at, sandbox: tx.provider.sandbox === true };
 }

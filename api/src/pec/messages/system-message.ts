@@ -15,6 +15,8 @@ export interface SystemMessage {
   entity: Buffer;
   /** The instant written in `Date:` and daticert; the signing time, so that the signature agrees (spec §5). */
   date: Date;
+  /** Built for the sandbox (test mode): signed with the sandbox identity, never the live one. */
+  sandbox?: boolean;
 }
 
 /** The final RFC 5322 message: the header fields, MIME-Version, the multipart/signed Content-Type, the signed body. */

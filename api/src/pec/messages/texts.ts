@@ -24,7 +24,16 @@ export interface TextFacts {
   recipients: ReadonlyArray<{ address: string; type?: RecipientType }>;
   /** The PEC msgid (or, for an anomaly, the received Message-ID); omitted when there is none. */
   identifier?: string;
+  /** A sandbox (test mode) message: the text opens with `SANDBOX_NOTICE`. */
+  sandbox?: boolean;
 }
+
+/**
+ * The first line of the readable text of every message the engine produces in test mode. It sits inside the signed
+ * content (unlike the `X-PEC-Partner-Mode: test` header), so a test receipt cannot be passed off as a real one by
+ * removing a header; daticert.xml stays as the DTD defines it (its free text `gestore-emittente` names the sandbox).
+ */
+export const SANDBOX_NOTICE = 'ATTENZIONE: MESSAGGIO DI PROVA (SANDBOX) PRIVO DI VALORE LEGALE - generato in modalità test, non è una comunicazione di posta elettronica certificata';
 
 interface Text {
   title: string;
@@ -46,7 +55,7 @@ const opening = (f: TextFacts, verb: 'il messaggio' | 'nel messaggio'): string[]
 ];
 
 export function acceptanceText(f: TextFacts): ReadableText {
-  return render({
+  return render(f, {
     title: `Ricevuta di accettazione del messaggio indirizzato a ${f.recipients.map(labelled).join(', ')}`,
     lines: [
       ...opening(f, 'il messaggio'),
@@ -60,7 +69,7 @@ export function acceptanceText(f: TextFacts): ReadableText {
 }
 
 export function nonAcceptanceText(f: TextFacts, reason: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Avviso di non accettazione',
     lines: [
       ...opening(f, 'nel messaggio'),
@@ -76,7 +85,7 @@ export function nonAcceptanceText(f: TextFacts, reason: string): ReadableText {
 }
 
 export function virusNonAcceptanceText(f: TextFacts, virus: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Avviso di non accettazione per virus',
     lines: [
       ...opening(f, 'nel messaggio'),
@@ -92,7 +101,7 @@ export function virusNonAcceptanceText(f: TextFacts, virus: string): ReadableTex
 }
 
 export function transportEnvelopeText(f: TextFacts): ReadableText {
-  return render({
+  return render(f, {
     title: 'Questo è un Messaggio di Posta Certificata',
     lines: [
       `Il giorno ${readableRomeTime(f.at)} il messaggio con Oggetto`,
@@ -107,7 +116,7 @@ export function transportEnvelopeText(f: TextFacts): ReadableText {
 }
 
 export function takeChargeText(f: TextFacts): ReadableText {
-  return render({
+  return render(f, {
     title: 'Ricevuta di presa in carico',
     lines: [
       ...opening(f, 'il messaggio'),
@@ -121,7 +130,7 @@ export function takeChargeText(f: TextFacts): ReadableText {
 }
 
 export function anomalyText(f: TextFacts, error: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Anomalia nel messaggio',
     lines: [
       `Il giorno ${readableRomeTime(f.at)} è stato ricevuto il messaggio con Oggetto`,
@@ -137,7 +146,7 @@ export function anomalyText(f: TextFacts, error: string): ReadableText {
 }
 
 export function virusDetectionText(f: TextFacts, recipient: string, virus: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Problema di sicurezza',
     lines: [
       ...opening(f, 'nel messaggio'),
@@ -153,7 +162,7 @@ export function virusDetectionText(f: TextFacts, recipient: string, virus: strin
 }
 
 export function virusNonDeliveryText(f: TextFacts, recipient: string, virus: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Avviso di mancata consegna per virus',
     lines: [
       ...opening(f, 'nel messaggio'),
@@ -177,7 +186,7 @@ const VARIANT_NOTE: Record<ReceiptType, string> = {
 };
 
 export function deliveryText(f: TextFacts, recipient: string, variant: ReceiptType): ReadableText {
-  return render({
+  return render(f, {
     title: `Ricevuta di avvenuta consegna del messaggio indirizzato a ${recipient} "posta certificata"`,
     lines: [
       ...opening(f, 'il messaggio'),
@@ -191,7 +200,7 @@ export function deliveryText(f: TextFacts, recipient: string, variant: ReceiptTy
 }
 
 export function nonDeliveryText(f: TextFacts, recipient: string, errorDetail: string): ReadableText {
-  return render({
+  return render(f, {
     title: 'Avviso di mancata consegna del messaggio',
     lines: [
       ...opening(f, 'nel messaggio'),
@@ -222,7 +231,7 @@ const TIMEOUT_OUTCOME: Record<TimeoutStage, string[]> = {
 };
 
 export function deliveryTimeoutText(f: TextFacts, recipient: string, stage: TimeoutStage): ReadableText {
-  return render({
+  return render(f, {
     title: `Avviso di mancata consegna per superamento del tempo massimo (${stage === '12h' ? '12' : '24'} ore)`,
     lines: [
       ...opening(f, 'il messaggio'),
@@ -237,16 +246,18 @@ export function deliveryTimeoutText(f: TextFacts, recipient: string, stage: Time
 
 const CRLF = '\r\n';
 
-function render(text: Text): ReadableText {
+function render(f: Pick<TextFacts, 'sandbox'>, text: Text): ReadableText {
   // Values quoted into the text (subjects, error descriptions) may hold line breaks of any kind; all become CRLF.
   const lines = text.lines.flatMap((line) => line.split(/\r\n|\r|\n/));
-  const plain = [`-- ${text.title} --`, '', ...lines].join(CRLF) + CRLF;
+  const banner = f.sandbox ? [SANDBOX_NOTICE, ''] : [];
+  const plain = [...banner, `-- ${text.title} --`, '', ...lines].join(CRLF) + CRLF;
   const html = [
     '<!DOCTYPE html>',
     '<html>',
     '<head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">',
     `<title>${escapeHtml(text.title)}</title></head>`,
     '<body>',
+    ...(f.sandbox ? [`<p><strong>${escapeHtml(SANDBOX_NOTICE)}</strong></p>`] : []),
     `<h3>${escapeHtml(text.title)}</h3>`,
     `<p>${lines.map(escapeHtml).join(`<br>${CRLF}`)}</p>`,
     '</body>',

@@ -12,6 +12,11 @@ export interface Provider {
   name: string;
   /** Mail domain of the provider; its service address is `posta-certificata@<domain>`. */
   domain: string;
+  /**
+   * The sandbox (test mode): every message built for it carries the `X-PEC-Partner-Mode: test` header and, inside
+   * the signed content, a readable notice that it is a test message without legal value (see `texts.ts`).
+   */
+  sandbox?: boolean;
 }
 
 export interface Recipient {
@@ -67,5 +72,5 @@ export function transactionDaticert(tx: PecTransaction, own: Pick<Daticert, 'typ
 
 /** The facts the readable texts state, the PEC msgid being the identifier they quote. */
 export function transactionFacts(tx: PecTransaction): TextFacts {
-  return { at: tx.at, subject: tx.subject, sender: tx.sender, recipients: tx.recipients, identifier: tx.pecMessageId };
+  return { at: tx.at, subject: tx.subject, sender: tx.sender, recipients: tx.recipients, identifier: tx.pecMessageId, sandbox: tx.provider.sandbox === true };
 }
