@@ -15,6 +15,7 @@ import { postMovement, formatEuro } from './service.ts';
 import { invoiceCustomer } from '../account/service.ts';
 import { issueTopUpInvoice } from '../invoices/service.ts';
 import { grossCents } from '../invoices/money.ts';
+import { isLivePartner, ofLivePartner } from '../../sandbox/test-mode.ts';
 
 /** A pending top-up waits this long for its money, then the daily task marks it `expired`. */
 export const TOP_UP_EXPIRES_AFTER_DAYS = 30;
@@ -95,12 +96,13 @@ export function topUpView(row: Row, bank: BankAccountConfig | null): TopUpView {
   };
 }
 
-type TopUpAction = 'confirm' | 'fail' | 'refund';
+type TopUpAction = 'confirm' | 'fail' | 'refund' | 'expire';
 const transitions: Transitions<TopUpStatus, TopUpAction> = {
   // Money that arrives after the 30 days is still money: an operator may credit an expired top-up by hand.
   confirm: ['pending', 'expired', 'credited'],
   fail: ['pending', 'expired'],
   refund: ['credited'],
+  expire: ['pending', 'expired'],
 };
 
 export interface CreateTopUp {
@@ -114,7 +116,8 @@ export interface CreateTopUp {
 /**
  * A pending top-up with a fresh reference; nothing is credited until the provider sees the money. Every credited
  * top-up is invoiced, so a partner whose fiscal data is incomplete is refused here (409 `fiscal_data_required`),
- * before it can send money that could not be invoiced.
+ * before it can send money that could not be invoiced. In test mode (a test twin) nothing is ever invoiced, so no
+ * fiscal data is asked for.
  */
 export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, input: CreateTopUp): Promise<TopUpView> {
   if (!bank) {
@@ -124,7 +127,7 @@ export async function createTopUp(db: DbOrTx, clock: Clock, bank: BankAccountCon
   for (let attempt = 0; ; attempt++) {
     try {
       return await db.transaction(async (tx) => {
-        await invoiceCustomer(tx, input.partnerId);
+        if (await isLivePartner(tx, input.partnerId)) await invoiceCustomer(tx, input.partnerId);
         const now = clock.now();
         const [row] = await tx
           .insert(topUps)
@@ -161,9 +164,11 @@ export interface TopUpQuery {
   partnerId?: string | undefined;
   status?: TopUpStatus | undefined;
   paymentReference?: string | undefined;
+  /** The operator's query: live partners' top-ups only (the sandbox's are its partner's own business). */
+  liveOnly?: boolean | undefined;
 }
 
-/** Newest first. A partner's query always carries its id (tenancy); the operator's may not. */
+/** Newest first. A partner's query always carries its id (tenancy); the operator's may not, and is `liveOnly`. */
 export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, query: TopUpQuery): Promise<TopUpView[]> {
   const rows = await db
     .select()
@@ -171,6 +176,7 @@ export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, que
     .where(
       and(
         query.partnerId ? eq(topUps.partnerId, query.partnerId) : undefined,
+        query.liveOnly ? ofLivePartner(topUps.partnerId) : undefined,
         query.status ? eq(topUps.status, query.status) : undefined,
         query.paymentReference ? eq(topUps.paymentReference, query.paymentReference) : undefined,
         query.startingAfter ? lt(topUps.id, query.startingAfter) : undefined,
@@ -181,9 +187,12 @@ export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, que
   return rows.map((row) => topUpView(row, bank));
 }
 
-/** With a partner id, another partner's top-up is a 404 like a missing one. */
+/**
+ * With a partner id, another partner's top-up is a 404 like a missing one; without (the operator), a test-mode
+ * top-up is: the operator checks with this before it acts on a top-up by id.
+ */
 export async function getTopUp(db: DbOrTx, bank: BankAccountConfig | null, id: string, partnerId?: string): Promise<TopUpView> {
-  const [row] = await db.select().from(topUps).where(and(eq(topUps.id, id), partnerId ? eq(topUps.partnerId, partnerId) : undefined));
+  const [row] = await db.select().from(topUps).where(and(eq(topUps.id, id), partnerId ? eq(topUps.partnerId, partnerId) : ofLivePartner(topUps.partnerId)));
   if (!row) throw notFound('top-up', id);
   return topUpView(row, bank);
 }
@@ -207,7 +216,7 @@ export interface Confirmation {
 /**
  * Credits a top-up exactly once. The top-up row is locked first, so of concurrent confirmations (operators,
  * statement imports) one credits and the others find it `credited` and return it unchanged; the status change,
- * the ledger entry, the invoice, the events and the audit entry are one transaction.
+ * the ledger entry, the invoice (live only), the events and the audit entry are one transaction.
  */
 export async function confirmTopUp(
   db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, invoicing: InvoicingConfig, by: AuditActorRef, id: string, confirmation: Confirmation,
@@ -225,7 +234,8 @@ export async function confirmTopUp(
       requestId: currentRequest()?.id ?? null,
     }, row.paymentReference);
     // The invoice for the money received, in this transaction: no credit without its invoice, and the reverse.
-    await issueTopUpInvoice(tx, clock, invoicing, {
+    // A test-mode top-up received no money: it gets no legal invoice and takes no number of the year's sequence.
+    if (await isLivePartner(tx, row.partnerId)) await issueTopUpInvoice(tx, clock, invoicing, {
       partnerId: row.partnerId,
       topUpId: row.id,
       amountCents: row.amountCents,
@@ -299,6 +309,27 @@ export async function refundTopUp(
   });
 }
 
+/**
+ * One pending top-up whose payment window closed before its date (Stripe expired its checkout): `expired`, with
+ * its event; an already expired one is returned unchanged. A payment that still arrives may credit it (see confirm).
+ */
+export async function expireTopUp(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, id: string): Promise<{ topUp: TopUpView; expired: boolean }> {
+  return db.transaction(async (tx) => {
+    const row = await lockTopUp(tx, id);
+    assertTransition(transitions, 'top-up', id, row.status, 'expire');
+    if (row.status === 'expired') return { topUp: topUpView(row, bank), expired: false };
+    const now = clock.now();
+    const [updated] = await tx
+      .update(topUps)
+      .set({ status: 'expired', expiredAt: now, updatedAt: now })
+      .where(eq(topUps.id, id))
+      .returning();
+    const view = topUpView(updated!, bank);
+    await emit(tx, clock, 'credit.top_up.expired', view, { status: 'pending', expired_at: null });
+    return { topUp: view, expired: true };
+  });
+}
+
 const EXPIRY_BATCH = 100;
 
 /** The daily task: pending top-ups past their date become `expired`, each with its event; safe in several processes. */
@@ -327,8 +358,11 @@ export async function expireTopUps(db: DbOrTx, clock: Clock, bank: BankAccountCo
   }
 }
 
-/** For the import: the top-ups a statement line may pay, by their references. */
+/**
+ * For the import: the top-ups a statement line may pay, by their references. Live ones only: a test-mode top-up is
+ * credited by its test helper, never by money (a transfer quoting its reference stays an unknown reference).
+ */
 export async function topUpsByReference(tx: DbOrTx, references: string[]): Promise<Row[]> {
   if (references.length === 0) return [];
-  return tx.select().from(topUps).where(inArray(topUps.paymentReference, references)).orderBy(sql`${topUps.id}`);
+  return tx.select().from(topUps).where(and(inArray(topUps.paymentReference, references), ofLivePartner(topUps.partnerId))).orderBy(sql`${topUps.id}`);
 }
