@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { loadConfig, ManualClock } from '@pec-partner/api';
 import { events, webhookDeliveries, webhookEndpoints } from '@pec-partner/db';
 import { recordEvent, toEventView, type EventInput, type RecordedEvent } from '../api/src/events/record.ts';
+import { asShown } from './helpers/events.ts';
 import { WebhookDispatcher } from '../api/src/webhooks/dispatcher.ts';
 import { RETRY_DELAYS_MS } from '../api/src/webhooks/retry.ts';
 import { api } from './helpers/fixtures.ts';
@@ -294,7 +295,7 @@ t.test('delivery: Standard Webhooks headers verified by the reference library, t
   t.same(verified, sent.body, 'the verified payload is the event');
   t.throws(() => new Webhook(endpoint.secret).verify(request!.body.replace('test.webhook', 'test.webhooK'), headers), WebhookVerificationError);
   const [row] = await h.database.db.select().from(events).where(eq(events.id, sent.body.id));
-  t.equal(request!.body, JSON.stringify(toEventView({ ...row!, data: row!.data as RecordedEvent['data'] })), 'the body is the stored event, byte for byte');
+  t.equal(request!.body, JSON.stringify(asShown(toEventView({ ...row!, data: row!.data as RecordedEvent['data'] }))), 'the body is the stored event, byte for byte');
   t.same(verified, (await a.get(`/v1/events/${sent.body.id}`)).body, 'and GET /v1/events/{id} shows the same');
 
   const [attempt] = (await a.get(`/v1/webhook-endpoints/${endpoint.id}/attempts`)).body.data;

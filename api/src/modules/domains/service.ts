@@ -14,6 +14,7 @@ import { resumeMailboxesOfDomain, suspendMailboxesOfDomain } from '../mailboxes/
 import type { PriceListConfig } from '../credit/prices.ts';
 import { checkDomainRecords, type RecordCheck } from './dns-check.ts';
 import { analyzeDomainName } from './names.ts';
+import { inWorldOf } from '../../sandbox/world.ts';
 
 type Row = typeof domains.$inferSelect;
 
@@ -130,7 +131,7 @@ export async function checkCertifiable(db: DbOrTx, config: AppConfig, partnerId:
   const existing = await db
     .select({ partnerId: domains.partnerId, status: domains.status })
     .from(domains)
-    .where(and(eq(domains.name, ascii), inArray(domains.status, ['certified', 'degraded', 'pending_verification'])));
+    .where(and(eq(domains.name, ascii), inArray(domains.status, ['certified', 'degraded', 'pending_verification']), inWorldOf(domains.livemode, partnerId)));
   if (existing.some((d) => d.status === 'certified' || d.status === 'degraded')) {
     return { name: ascii, unicode_name: unicode, certifiable: false, reason: 'already_certified', detail: `${ascii} is already certified for PEC.` };
   }
