@@ -200,7 +200,7 @@ t.test('the operator sees live partners only: no test twin, no test top-up, no C
   t.ok(partners.includes(p.id));
   t.notOk(partners.includes(p.test.id), 'no test twin among the partners');
   t.match(await as('GET', `/v1/operator/partners/${p.test.id}`), { status: 404 });
-  t.match(await as('POST', `/v1/operator/partners/${p.test.id}/credit-adjustments`, { amount: 100, reason: 'Goodwill credit' }), { status: 404 });
+  t.match(await as('POST', `/v1/operator/partners/${p.test.id}/credit-adjustments`, { amount: 100, currency: 'EUR', reason: 'Goodwill credit' }), { status: 404 });
 
   const topUps = (await as('GET', '/v1/operator/top-ups?limit=100')).body.data.map((top: { id: string }) => top.id);
   t.same(topUps, [liveTop.id], 'only the live top-up');
