@@ -435,7 +435,7 @@ t.test('PEC message outcomes: accepted, not accepted, delivered and not delivere
   const text = JSON.stringify(seen);
   for (const secret of secrets) t.notOk(text.includes(secret), `"${secret}" is in no event`);
   for (const event of seen) {
-    t.same(Object.keys(event.data.object).sort(), ['error', 'id', 'mailbox', 'message_id', 'object', 'occurred_at', 'recipient', 'recipients', 'sender', 'status']);
+    t.same(Object.keys(event.data.object).sort(), ['error', 'id', 'livemode', 'mailbox', 'message_id', 'object', 'occurred_at', 'recipient', 'recipients', 'sender', 'status']);
   }
 
   // A crash after any step repeats it: rerunning every job reports nothing twice.

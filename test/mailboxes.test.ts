@@ -158,7 +158,7 @@ t.test('state machine: suspend, resume, cancel now/at term end/on a date and und
   const generated = await a.post(`/v1/mailboxes/${live.id}/password`);
   t.match(generated.body, { object: 'mailbox_password', livemode: true, mailbox: live.id, password: /^[0-9A-Za-z]{16}$/, changed_at: '2026-12-01T09:00:00.000Z' });
   const set = await a.post(`/v1/mailboxes/${live.id}/password`, { password: 'nuova password 2026' });
-  t.same(Object.keys(set.body).sort(), ['changed_at', 'mailbox', 'object']);
+  t.same(Object.keys(set.body).sort(), ['changed_at', 'livemode', 'mailbox', 'object']);
   t.equal((await a.post(`/v1/mailboxes/${live.id}/password`, { password: 'nodigitshere' })).body.errors[0].code, 'weak_password');
   t.equal((await a.post(`/v1/mailboxes/${live.id}/cancel`, { when: 'now' })).body.status, 'cancelled');
   t.equal(await a.balance(), 9000, 'cancelling an active mailbox refunds nothing');
