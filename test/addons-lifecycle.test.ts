@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { events } from '@pec-partner/db';
 import { API_VERSION } from '../api/src/events/catalogue.ts';
 import { toEventView, type RecordedEvent } from '../api/src/events/record.ts';
+import { asShown } from './helpers/events.ts';
 import { api } from './helpers/fixtures.ts';
 import { DAYS, harness, type Harness } from './helpers/harness.ts';
 
@@ -18,14 +19,14 @@ async function mark(h: Harness): Promise<number> {
 /** The partner's events written after `since`, oldest first, as the API and webhooks show them. */
 async function eventsAfter(h: Harness, partnerId: string, since: number): Promise<RecordedEvent[]> {
   const rows = await h.database.db.select().from(events).where(and(eq(events.partnerId, partnerId), gt(events.seq, since))).orderBy(asc(events.seq));
-  return rows.map((row) => toEventView({ ...row, data: row.data as RecordedEvent['data'] }));
+  return rows.map((row) => asShown(toEventView({ ...row, data: row.data as RecordedEvent['data'] })));
 }
 
 /** The whole event, exactly. */
 function expectEvent(t: Test, h: Harness, event: RecordedEvent | undefined, expected: { type: string; object: unknown; previous?: unknown; request: string | null }, label: string): void {
   t.strictSame(event, {
     id: event?.id,
-    object: 'event',
+    object: 'event', livemode: true,
     type: expected.type,
     api_version: API_VERSION,
     created_at: h.clock.now().toISOString(),
@@ -156,7 +157,7 @@ t.test('a mailbox that ends takes its add-ons and delegations with it: cancelled
     t.equal(await a.balance(), balance + 2500);
     const seen = await eventsAfter(h, p.id, since);
     t.same(seen.map((e) => e.type), ['credit.refunded', 'mailbox.cancelled']);
-    t.match(seen[0]!.data.object, { object: 'ledger_entry', type: 'refund', amount: 2500, item: { type: 'mailbox', id: waiting.id } });
+    t.match(seen[0]!.data.object, { object: 'ledger_entry', livemode: true, type: 'refund', amount: 2500, item: { type: 'mailbox', id: waiting.id } });
     expectEvent(t, h, seen[1], { type: 'mailbox.cancelled', object: await mailbox(waiting.id), previous: { status: 'pending_identification', cancelled_at: null }, request: cancelled.headers['request-id'] as string }, 'pending mailbox cancelled');
   });
 

@@ -78,7 +78,7 @@ t.test('the add-on gate, the branding resource, validation with per-field pointe
   const created = await call('PUT', `/v1/customers/${customer}/branding`, body);
   t.equal(created.status, 201);
   t.same(created.body, {
-    object: 'branding', customer, slug: 'studio-rossi', status: 'active',
+    object: 'branding', livemode: true, customer, slug: 'studio-rossi', status: 'active',
     colors: { primary: '#0055aa', secondary: '#223344', background: '#fafafa', text: '#111111' },
     texts: TEXTS, logo: null,
     login_url: 'http://pec-partner.test/brand/studio-rossi/login',
@@ -146,7 +146,7 @@ t.test('the add-on gate, the branding resource, validation with per-field pointe
   t.equal((await a.get(`/v1/customers/${customer}/branding`)).body.status, 'inactive');
   t.equal((await call('PUT', `/v1/customers/${customer}/branding`, body)).body.code, 'addon_required');
   t.equal((await raw(h, null)('GET', '/brand/studio-rossi/login')).status, 404);
-  t.same((await a.del(`/v1/customers/${customer}/branding`)).body, { object: 'branding', customer, deleted: true });
+  t.same((await a.del(`/v1/customers/${customer}/branding`)).body, { object: 'branding', livemode: true, customer, deleted: true });
   t.equal((await a.get(`/v1/customers/${customer}/branding`)).status, 404);
   t.equal((await a.del(`/v1/customers/${customer}/branding`)).status, 404);
 });
@@ -167,7 +167,7 @@ t.test('logos: PNG checked by content, other types and sizes refused', async (t)
   const accepted = await put('PUT', url, { type: 'image/png', body: image });
   t.equal(accepted.status, 200);
   t.same(json(accepted), {
-    object: 'branding_logo', customer, content_type: 'image/png', size_bytes: image.length, width: 120, height: 40, removed: [],
+    object: 'branding_logo', livemode: true, customer, content_type: 'image/png', size_bytes: image.length, width: 120, height: 40, removed: [],
     url: 'http://pec-partner.test/brand/loghi/logo',
   });
   const stored = await put('GET', url);

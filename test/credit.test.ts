@@ -7,7 +7,7 @@ t.test('a top-up is pending until the provider confirms the money; then credited
   const h = await harness(t);
   const p = await h.partner();
   t.same(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })), {
-    id: p.id, object: 'credit_balance', balance: 0, currency: 'EUR', low_balance_threshold: null, updated_at: '2026-11-22T09:00:00.000Z',
+    id: p.id, object: 'credit_balance', livemode: true, balance: 0, currency: 'EUR', low_balance_threshold: null, updated_at: '2026-11-22T09:00:00.000Z',
   });
   const response = await h.app.inject({
     method: 'POST', url: '/v1/credit/top-ups', headers: p.headers,
@@ -15,7 +15,7 @@ t.test('a top-up is pending until the provider confirms the money; then credited
   });
   t.equal(response.statusCode, 201);
   const topUp = json(response);
-  t.match(topUp, { object: 'top_up', status: 'pending', amount: 25_000, partner_reference: 'ORDER-0001', payment_reference: /^PEC-/ });
+  t.match(topUp, { object: 'top_up', livemode: true, status: 'pending', amount: 25_000, partner_reference: 'ORDER-0001', payment_reference: /^PEC-/ });
   t.equal(json(await h.app.inject({ method: 'GET', url: '/v1/credit', headers: p.headers })).balance, 0, 'asking credits nothing');
 
   // The same note twice is two top-ups: the note is the partner's, the reference ours.
@@ -28,7 +28,7 @@ t.test('a top-up is pending until the provider confirms the money; then credited
   const [entry] = json(await h.app.inject({ method: 'GET', url: '/v1/credit/ledger', headers: p.headers })).data;
   t.match(entry.id, /^txn_[0-9a-z]{26}$/);
   t.same({ ...entry, id: null }, {
-    id: null, object: 'ledger_entry', type: 'top_up', amount: 25_000, balance_after: 25_000, currency: 'EUR',
+    id: null, object: 'ledger_entry', livemode: true, type: 'top_up', amount: 25_000, balance_after: 25_000, currency: 'EUR',
     description: `Bank transfer ${topUp.payment_reference}`, item: { type: 'top_up', id: topUp.id }, payment_reference: topUp.payment_reference,
     request_id: confirmed.headers['request-id'], created_at: '2026-11-22T09:00:00.000Z',
   });
@@ -146,7 +146,7 @@ t.test('the price list is published and configurable', async (t) => {
     'addon_delegation_seat', 'addon_supervisor', 'addon_branding', 'addon_newsletter', 'domain_certification',
   ]);
   t.same(all.data[1], {
-    id: 'mailbox_pro', object: 'price', product: 'mailbox', name: 'PEC mailbox Pro', unit_amount: 2500, currency: 'EUR',
+    id: 'mailbox_pro', object: 'price', livemode: true, product: 'mailbox', name: 'PEC mailbox Pro', unit_amount: 2500, currency: 'EUR',
     billing: 'per_year', unit: 'mailbox', plan: { inbox_gb: 2, archive_gb: 3, included_delegates: 1, max_inbox_gb: 20, max_archive_gb: 100 },
   });
   const page = json(await h.app.inject({ method: 'GET', url: '/v1/prices?limit=4&starting_after=mailbox_premium', headers: p.headers }));

@@ -24,7 +24,7 @@ t.test('create and read each customer type, with normalisation and derived field
   t.equal(person.headers.location, `/v1/customers/${mario.id}`);
   t.match(mario.id, /^cus_[0-9a-z]{26}$/);
   t.same({ ...mario, id: null }, {
-    id: null, object: 'customer', type: 'private_person', first_name: 'Mario', last_name: 'Rossi', business_name: null,
+    id: null, object: 'customer', livemode: true, type: 'private_person', first_name: 'Mario', last_name: 'Rossi', business_name: null,
     tax_code: CF_MARIO, vat_number: null, address: { ...italianAddress, province: 'MI' }, email: 'mario.rossi@example.it',
     phone: '+39 02 1234567', e_invoicing: null, public_procurement: null, metadata: { crm_id: '42' },
     created_at: '2026-11-22T09:00:00.000Z', updated_at: '2026-11-22T09:00:00.000Z',
@@ -173,7 +173,7 @@ t.test('delete: removes the customer; services block deletion with 409', async (
   const created = json(await h.app.inject({ method: 'POST', url: '/v1/customers', headers: p.headers, payload: { type: 'private_person', first_name: 'Mario', last_name: 'Rossi', tax_code: CF_MARIO } }));
   const deleted = await h.app.inject({ method: 'DELETE', url: `/v1/customers/${created.id}`, headers: p.headers });
   t.equal(deleted.statusCode, 200);
-  t.same(json(deleted), { id: created.id, object: 'customer', deleted: true });
+  t.same(json(deleted), { id: created.id, object: 'customer', livemode: true, deleted: true });
   t.equal((await h.app.inject({ method: 'GET', url: `/v1/customers/${created.id}`, headers: p.headers })).statusCode, 404);
   t.equal((await h.app.inject({ method: 'DELETE', url: `/v1/customers/${created.id}`, headers: p.headers })).statusCode, 404);
 

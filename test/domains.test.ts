@@ -30,7 +30,7 @@ t.test('name rules: check answers without creating, create enforces the same rul
   t.equal(await verdict('studio-rossi.it'), 'ok');
   t.equal(await verdict('pec.studio-rossi.it'), 'ok');
   t.same((await a.post('/v1/domains/check', { name: 'Perché.IT.' })).body, {
-    object: 'domain_check', name: 'xn--perch-fsa.it', unicode_name: 'perché.it', certifiable: true, reason: null, detail: null,
+    object: 'domain_check', livemode: true, name: 'xn--perch-fsa.it', unicode_name: 'perché.it', certifiable: true, reason: null, detail: null,
   });
   t.equal(await verdict('a.pec.studio-rossi.it'), 'too_deep');
   t.equal(await verdict('co.uk'), 'public_suffix');
@@ -55,7 +55,7 @@ t.test('name rules: check answers without creating, create enforces the same rul
   const created = await a.post('/v1/domains', { name: 'Studio-Rossi.it', customer });
   t.equal(created.status, 201);
   t.equal(created.headers.location, `/v1/domains/${created.body.id}`);
-  t.match(created.body, { object: 'domain', kind: 'custom', name: 'studio-rossi.it', level: 2, status: 'pending_verification', customer, last_check: null });
+  t.match(created.body, { object: 'domain', livemode: true, kind: 'custom', name: 'studio-rossi.it', level: 2, status: 'pending_verification', customer, last_check: null });
   const token = created.body.dns_records[2].value;
   t.match(token, /^pec-verify=[0-9A-Za-z]{32}$/);
   t.same(created.body.dns_records, [

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { events } from '@pec-partner/db';
 import { API_VERSION } from '../api/src/events/catalogue.ts';
 import { toEventView, type RecordedEvent } from '../api/src/events/record.ts';
+import { asShown } from './helpers/events.ts';
 import { expireDelegationInvitations } from '../api/src/modules/delegations/service.ts';
 import {
   buildDeliveryReceipt, buildNonDeliveryNotice, buildVirusDetectionNotice, newPecMessageId, signAndAssemble, type PecTransaction,
@@ -23,7 +24,7 @@ type Event = RecordedEvent;
 async function eventsOf(h: Harness, partnerId: string, prefix: string): Promise<Event[]> {
   const rows = await h.database.db.select().from(events)
     .where(and(eq(events.partnerId, partnerId), like(events.type, `${prefix}.%`))).orderBy(asc(events.seq));
-  return rows.map((row) => toEventView({ ...row, data: row.data as Event['data'] }));
+  return rows.map((row) => asShown(toEventView({ ...row, data: row.data as Event['data'] })));
 }
 
 interface Expected {
@@ -40,7 +41,7 @@ function assertEvent(t: Test, event: Event | undefined, expected: Expected, labe
   t.match(event?.id, /^evt_/, `${label}: an event`);
   t.strictSame(event, {
     id: event?.id,
-    object: 'event',
+    object: 'event', livemode: true,
     type: expected.type,
     api_version: API_VERSION,
     created_at: expected.at.toISOString(),
@@ -361,7 +362,7 @@ t.test('PEC message outcomes: accepted, not accepted, delivered and not delivere
   t.equal((await a.post(`/v1/mailboxes/${carol.id}/suspend`)).status, 200);
   const messageEvents = () => eventsOf(h, p.id, 'message');
   const pecMessage = (submission: { id: string; pec_message_id: string }, recipients: string[], outcome: { status: string; recipient?: string; error?: string; at: Date }) => ({
-    id: submission.id, object: 'pec_message', mailbox: alice.id, sender: alice.address, message_id: submission.pec_message_id, recipients,
+    id: submission.id, object: 'pec_message', livemode: true, mailbox: alice.id, sender: alice.address, message_id: submission.pec_message_id, recipients,
     recipient: outcome.recipient ?? null, status: outcome.status, error: outcome.error ?? null, occurred_at: outcome.at.toISOString(),
   });
   const secrets = ['Diffida riservata', 'Testo riservato del messaggio', 'contratto-segreto.pdf', 'Oggetto rifiutato', 'Offerta remota', 'Allegato infetto'];
@@ -434,7 +435,7 @@ t.test('PEC message outcomes: accepted, not accepted, delivered and not delivere
   const text = JSON.stringify(seen);
   for (const secret of secrets) t.notOk(text.includes(secret), `"${secret}" is in no event`);
   for (const event of seen) {
-    t.same(Object.keys(event.data.object).sort(), ['error', 'id', 'mailbox', 'message_id', 'object', 'occurred_at', 'recipient', 'recipients', 'sender', 'status']);
+    t.same(Object.keys(event.data.object).sort(), ['error', 'id', 'livemode', 'mailbox', 'message_id', 'object', 'occurred_at', 'recipient', 'recipients', 'sender', 'status']);
   }
 
   // A crash after any step repeats it: rerunning every job reports nothing twice.

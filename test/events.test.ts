@@ -49,7 +49,7 @@ function expectEvent(t: Test, h: Harness, event: Json, expected: Expected, messa
   t.match(event?.id, /^evt_[0-9a-z]{26}$/, message ?? expected.type);
   t.same(event, {
     id: event?.id,
-    object: 'event',
+    object: 'event', livemode: true,
     type: expected.type,
     api_version: '2026-11-30',
     created_at: expected.at ?? h.clock.now().toISOString(),
@@ -127,7 +127,7 @@ t.test('customers and identity documents: created, updated, deleted; filing a do
   await fresh();
   h.clock.advance(MINUTE);
   const deleted = await call('DELETE', `/v1/customers/${leaving.body.id}`);
-  t.same(deleted.body, { id: leaving.body.id, object: 'customer', deleted: true });
+  t.same(deleted.body, { id: leaving.body.id, object: 'customer', livemode: true, deleted: true });
   const [deletedEvent, ...after] = await fresh();
   t.same(after, []);
   expectEvent(t, h, deletedEvent, { type: 'customer.deleted', object: last, request: byRequest(deleted) });
@@ -140,13 +140,13 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   const partner = await h.partner();
   const { a, call, fresh } = client(h, partner);
   t.same((await a.get('/v1/credit')).body, {
-    id: partner.id, object: 'credit_balance', balance: 0, currency: 'EUR', low_balance_threshold: null, updated_at: '2026-11-22T09:00:00.000Z',
+    id: partner.id, object: 'credit_balance', livemode: true, balance: 0, currency: 'EUR', low_balance_threshold: null, updated_at: '2026-11-22T09:00:00.000Z',
   });
   for (const body of [{}, { low_balance_threshold: -1 }, { low_balance_threshold: 10.5 }, { low_balance_threshold: 1000, other: 1 }]) {
     t.equal((await a.patch('/v1/credit', body)).status, 400, JSON.stringify(body));
   }
   const set = await a.patch('/v1/credit', { low_balance_threshold: 1000 });
-  t.same(set.body, { id: partner.id, object: 'credit_balance', balance: 0, currency: 'EUR', low_balance_threshold: 1000, updated_at: '2026-11-22T09:00:00.000Z' });
+  t.same(set.body, { id: partner.id, object: 'credit_balance', livemode: true, balance: 0, currency: 'EUR', low_balance_threshold: 1000, updated_at: '2026-11-22T09:00:00.000Z' });
   t.same((await a.get('/v1/credit')).body, set.body);
 
   const customer = (await a.post('/v1/customers', { type: 'private_person', first_name: 'Anna', last_name: 'Verdi', tax_code: CF_MARIO })).body.id;
@@ -160,7 +160,7 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   const confirmed = await h.app.inject({ method: 'POST', url: `/v1/operator/top-ups/${topUp.body.id}/confirm`, headers: operator.headers, payload: { reason: 'TRN-1 on the account' } });
   const [toppedUp, invoiced, credited, ...none2] = await fresh();
   t.same(none2, []);
-  t.match(invoiced, { type: 'invoice.created', data: { object: { object: 'invoice', top_up: topUp.body.id, net_amount: 3000, total_amount: 3660 } } }, 'the credit is invoiced in the same transaction');
+  t.match(invoiced, { type: 'invoice.created', data: { object: { object: 'invoice', livemode: true, top_up: topUp.body.id, net_amount: 3000, total_amount: 3660 } } }, 'the credit is invoiced in the same transaction');
   expectEvent(t, h, toppedUp, { type: 'credit.topped_up', object: (await a.ledger())[0], request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
   expectEvent(t, h, credited, { type: 'credit.top_up.credited', object: json(confirmed), previous: { status: 'pending', credited_at: null, ledger_entry: null }, request: { id: String(confirmed.headers['request-id']), idempotency_key: null } });
 
@@ -175,7 +175,7 @@ t.test('credit: every movement is an event equal to its ledger entry; low balanc
   const crossing = await fresh();
   t.same(crossing.map((e) => e.type), ['mailbox.created', 'credit.charged', 'credit.balance_low'], '1000 → 500 crosses it');
   expectEvent(t, h, crossing[2], { type: 'credit.balance_low', object: (await a.get('/v1/credit')).body, request: byRequest(third) });
-  t.same(crossing[2].data.object, { id: partner.id, object: 'credit_balance', balance: 500, currency: 'EUR', low_balance_threshold: 1000, updated_at: '2026-11-22T09:00:00.000Z' });
+  t.same(crossing[2].data.object, { id: partner.id, object: 'credit_balance', livemode: true, balance: 500, currency: 'EUR', low_balance_threshold: 1000, updated_at: '2026-11-22T09:00:00.000Z' });
   const fourth = await buy('quattro');
   t.same(await types(), ['mailbox.created', 'credit.charged'], '500 → 0: already below, no second warning');
 

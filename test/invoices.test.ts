@@ -79,7 +79,7 @@ t.test('a credited top-up issues one invoice: net credit + 22 % VAT, the partner
   const account = await c.call('PATCH', '/v1/account', FISCAL);
   t.equal(account.status, 200);
   t.same(account.body, {
-    id: p.id, object: 'account', name: 'Rossi', legal_name: 'Rossi Telematica S.r.l.', vat_number: '09876543217', tax_code: 'RSSMRA85T10A562S',
+    id: p.id, object: 'account', livemode: true, name: 'Rossi', legal_name: 'Rossi Telematica S.r.l.', vat_number: '09876543217', tax_code: 'RSSMRA85T10A562S',
     address: { street: 'Corso Buenos Aires 5', town: 'Milano', postcode: '20124', province: 'MI', country: 'IT' },
     e_invoicing: { sdi_code: '0000000', pec: 'fatture@pec.rossi.it' }, invoicing_ready: true, missing_fields: [], updated_at: '2026-11-22T09:00:00.000Z',
   });
@@ -96,7 +96,7 @@ t.test('a credited top-up issues one invoice: net credit + 22 % VAT, the partner
   const invoice = list[0];
   t.match(invoice.id, /^inv_[0-9a-z]{26}$/);
   t.same(invoice, {
-    id: invoice.id, object: 'invoice', number: '2026/000001', issue_date: '2026-11-22', issued_at: '2026-11-22T09:00:00.000Z',
+    id: invoice.id, object: 'invoice', livemode: true, number: '2026/000001', issue_date: '2026-11-22', issued_at: '2026-11-22T09:00:00.000Z',
     top_up: credited.body.id, currency: 'EUR', net_amount: 1025, vat_rate: 22, vat_amount: 226, total_amount: 1251,
     lines: [{ description: `Ricarica del credito prepagato per i servizi PEC (riferimento pagamento ${reference})`, quantity: 1, unit_amount: 1025, net_amount: 1025, vat_rate: 22 }],
     customer: {
@@ -287,7 +287,7 @@ t.test('fiscal data is validated like customers, and credit waits for it', async
   const p = await h.partner('New', { fiscalData: false });
   const c = client(h, p);
   t.match((await c.call('GET', '/v1/account')).body, {
-    object: 'account', name: 'New', legal_name: null, vat_number: null, invoicing_ready: false,
+    object: 'account', livemode: true, name: 'New', legal_name: null, vat_number: null, invoicing_ready: false,
     missing_fields: ['legal_name', 'vat_number', 'address', 'e_invoicing'], updated_at: null,
   });
 

@@ -18,7 +18,7 @@ t.test('activation on a provider domain: charged for the term, quotas from the p
   const mbx = created.body;
   t.match(mbx.password, /^[0-9A-Za-z]{16}$/);
   t.match(mbx, {
-    object: 'mailbox', address: 'mario.rossi@pec.example.it', local_part: 'mario.rossi', domain: 'pec.example.it', domain_id: 'pdm_pec.example.it',
+    object: 'mailbox', livemode: true, address: 'mario.rossi@pec.example.it', local_part: 'mario.rossi', domain: 'pec.example.it', domain_id: 'pdm_pec.example.it',
     customer, plan: 'pro', plan_at_renewal: null, term_years: 3, renewal_mode: 'auto', status: 'active', suspension_reason: null,
     quotas: { inbox: { base_bytes: 2 * GiB, extra_bytes: 0, total_bytes: 2 * GiB, used_bytes: 0 }, archive: { base_bytes: 3 * GiB, extra_bytes: 0, total_bytes: 3 * GiB, used_bytes: 0 } },
     included_delegates: 1, requested_at: '2026-11-22T09:00:00.000Z', activated_at: '2026-11-22T09:00:00.000Z', expires_at: '2029-11-22T09:00:00.000Z',
@@ -101,7 +101,7 @@ t.test('identity gate: pending until a valid document arrives; the term starts a
   h.clock.advance(2 * DAYS);
   const filed = await a.post(`/v1/customers/${customer}/identity`, { document_type: 'passport', number: 'ya1234567', issuer: 'Questura di Roma', issued_on: '2020-05-01', expires_on: '2030-05-01' });
   t.equal(filed.status, 201);
-  t.match(filed.body, { object: 'identity_document', customer, document_type: 'passport', number: 'YA1234567', issued_on: '2020-05-01', expires_on: '2030-05-01', activated_mailboxes: 1 });
+  t.match(filed.body, { object: 'identity_document', livemode: true, customer, document_type: 'passport', number: 'YA1234567', issued_on: '2020-05-01', expires_on: '2030-05-01', activated_mailboxes: 1 });
   t.match((await a.get(`/v1/mailboxes/${pending.id}`)).body, { status: 'active', activated_at: '2026-11-24T09:00:00.000Z', expires_at: '2027-11-24T09:00:00.000Z' });
   t.equal((await a.get(`/v1/customers/${customer}/identity`)).body.number, 'YA1234567');
   const direct = await a.post('/v1/mailboxes', { local_part: 'subito', domain: 'pec.example.it', customer, plan: 'standard' });
@@ -156,7 +156,7 @@ t.test('state machine: suspend, resume, cancel now/at term end/on a date and und
   const live = (await a.post('/v1/mailboxes', { local_part: 'vivo', domain: 'pec.example.it', customer, plan: 'standard' })).body;
   t.equal((await a.patch(`/v1/mailboxes/${live.id}`, { renewal_mode: 'manual' })).body.renewal_mode, 'manual');
   const generated = await a.post(`/v1/mailboxes/${live.id}/password`);
-  t.match(generated.body, { object: 'mailbox_password', mailbox: live.id, password: /^[0-9A-Za-z]{16}$/, changed_at: '2026-12-01T09:00:00.000Z' });
+  t.match(generated.body, { object: 'mailbox_password', livemode: true, mailbox: live.id, password: /^[0-9A-Za-z]{16}$/, changed_at: '2026-12-01T09:00:00.000Z' });
   const set = await a.post(`/v1/mailboxes/${live.id}/password`, { password: 'nuova password 2026' });
   t.same(Object.keys(set.body).sort(), ['changed_at', 'livemode', 'mailbox', 'object']);
   t.equal((await a.post(`/v1/mailboxes/${live.id}/password`, { password: 'nodigitshere' })).body.errors[0].code, 'weak_password');

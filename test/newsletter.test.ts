@@ -120,7 +120,7 @@ t.test('add-on gate, partner isolation, address book and CSV import with a per-r
   // Contacts: created lower-cased, duplicates refused, validation, pagination, update, erase.
   const anna = await a.post(`${base}/contacts`, { email: ' Anna.Bianchi@Example.COM ', name: 'Anna Bianchi', consent: true });
   t.equal(anna.status, 201);
-  t.match(anna.body, { object: 'newsletter_contact', mailbox: mbx.id, email: 'anna.bianchi@example.com', name: 'Anna Bianchi', consent: true, unsubscribed_at: null, receives_campaigns: true });
+  t.match(anna.body, { object: 'newsletter_contact', livemode: true, mailbox: mbx.id, email: 'anna.bianchi@example.com', name: 'Anna Bianchi', consent: true, unsubscribed_at: null, receives_campaigns: true });
   t.match(anna.body.id, /^nlc_/);
   t.match((await a.post(`${base}/contacts`, { email: 'anna.bianchi@example.com', consent: false })).body, { status: 409, code: 'contact_exists', contact: anna.body.id });
   t.match((await a.post(`${base}/contacts`, { email: 'not an address', consent: true })).body, { status: 400, errors: [{ pointer: '/email', code: 'invalid_format' }] });
@@ -136,12 +136,12 @@ t.test('add-on gate, partner isolation, address book and CSV import with a per-r
   t.same((await a.get(`${base}/contacts?receives_campaigns=false`)).body.data.map((c: { email: string }) => c.email), ['bruno@example.com']);
   t.match((await a.patch(`${base}/contacts/${bruno}`, { consent: true, name: 'Bruno Verdi' })).body, { consent: true, name: 'Bruno Verdi', receives_campaigns: true });
   t.match((await a.patch(`${base}/contacts/${bruno}`, { email: 'Carla@example.com' })).body, { status: 409, code: 'contact_exists' });
-  t.same((await a.del(`${base}/contacts/${carla}`)).body, { id: carla, object: 'newsletter_contact', deleted: true });
+  t.same((await a.del(`${base}/contacts/${carla}`)).body, { id: carla, object: 'newsletter_contact', livemode: true, deleted: true });
   t.equal((await a.get(`${base}/contacts/${carla}`)).status, 404);
 
   // Lists: members are contacts of the same address book only.
   const list = (await a.post(`${base}/lists`, { name: 'Clienti' })).body;
-  t.match(list, { object: 'newsletter_list', name: 'Clienti', member_count: 0 });
+  t.match(list, { object: 'newsletter_list', livemode: true, name: 'Clienti', member_count: 0 });
   t.equal((await a.post(`${base}/lists`, { name: 'Clienti' })).body.code, 'list_name_taken');
   const otherContact = (await other.post(`/v1/mailboxes/${otherMbx.id}/newsletter/contacts`, { email: 'z@example.com', consent: true })).body.id;
   const foreign = await a.post(`${base}/lists/${list.id}/members`, { contacts: [anna.body.id, otherContact] });
@@ -149,7 +149,7 @@ t.test('add-on gate, partner isolation, address book and CSV import with a per-r
   t.equal(foreign.body.errors.length, 1);
   t.match((await a.post(`${base}/lists/${list.id}/members`, { contacts: [anna.body.id, bruno] })).body, { added: 2, member_count: 2 });
   t.match((await a.post(`${base}/lists/${list.id}/members`, { contacts: [bruno] })).body, { added: 0, member_count: 2 });
-  t.same((await a.del(`${base}/lists/${list.id}/members/${bruno}`)).body, { object: 'newsletter_list_member', list: list.id, contact: bruno, deleted: true });
+  t.same((await a.del(`${base}/lists/${list.id}/members/${bruno}`)).body, { object: 'newsletter_list_member', livemode: true, list: list.id, contact: bruno, deleted: true });
   t.same((await a.get(`${base}/lists/${list.id}/members`)).body.data.map((c: { id: string }) => c.id), [anna.body.id]);
 
   // The other partner sees none of it, even through its own mailbox that has the add-on.
@@ -177,7 +177,7 @@ t.test('add-on gate, partner isolation, address book and CSV import with a per-r
   const report = await csv(h, partner, `${base}/contacts/import?list=${list.id}`, file);
   t.equal(report.statusCode, 200, 'the import answers 200 with its report');
   t.same(json(report), {
-    object: 'newsletter_contact_import',
+    object: 'newsletter_contact_import', livemode: true,
     rows: 9,
     created: 3,
     updated: 1,
@@ -239,7 +239,7 @@ t.test('campaigns: sanitised content, test send, throttled sending with per-reci
   });
   t.equal(created.status, 201);
   const campaign = created.body;
-  t.match(campaign, { object: 'newsletter_campaign', mailbox: mbx.id, list, status: 'draft', scheduled_at: null, stats: { recipients: 0, queued: 0, sent: 0, failed: 0 } });
+  t.match(campaign, { object: 'newsletter_campaign', livemode: true, mailbox: mbx.id, list, status: 'draft', scheduled_at: null, stats: { recipients: 0, queued: 0, sent: 0, failed: 0 } });
   t.equal(campaign.html, '<h1>Ciao!</h1><p style="color:red">Leggi <a>qui</a> o <a href="https://example.com/news" target="_blank">sul sito</a>.</p><img src="https://example.com/logo.png" alt="logo" />');
   t.equal(campaign.text, 'Ciao!\n\nLeggi qui o sul sito [https://example.com/news].');
   t.match((await a.post(`${base}/campaigns`, { list, subject: 'x', html: '<script>only()</script>' })).body, { status: 400, errors: [{ pointer: '/html', code: 'empty_after_sanitising' }] });
@@ -247,7 +247,7 @@ t.test('campaigns: sanitised content, test send, throttled sending with per-reci
 
   // A test send goes out at once, answered by the relay; nothing is recorded as a delivery.
   const test = await a.post(`${base}/campaigns/${campaign.id}/test`, { email: 'Tester@Example.com' });
-  t.same(test.body, { object: 'newsletter_test_send', campaign: campaign.id, email: 'tester@example.com', status: 'sent', smtp_response: '250 2.0.0 Ok: queued as Q1' });
+  t.same(test.body, { object: 'newsletter_test_send', livemode: true, campaign: campaign.id, email: 'tester@example.com', status: 'sent', smtp_response: '250 2.0.0 Ok: queued as Q1' });
   const testMail = await simpleParser(relay.to('tester@example.com')[0]!.raw);
   t.equal(testMail.subject, '[TEST] Novità di novembre');
   t.equal(unsubscribeLink(relay.received[0]!.raw), 'http://pec-partner.test/newsletter/unsubscribe/test');

@@ -180,7 +180,7 @@ t.test('bulk renewals are charged like single ones, one failure does not undo th
   const renewed = await a.post(`/v1/supervisors/${sup}/bulk`, { action: 'renew', years: 1, mailboxes: [anna.id, carla.id, 'mbx_00000000000000000000000000', bruno.id] });
   t.equal(renewed.status, 200);
   t.same(renewed.body, {
-    object: 'supervisor_bulk_result', action: 'renew', succeeded: 2, failed: 2,
+    object: 'supervisor_bulk_result', livemode: true, action: 'renew', succeeded: 2, failed: 2,
     results: [
       { mailbox: anna.id, outcome: 'succeeded', status: 'active', expires_at: '2028-11-22T09:00:00.000Z', renewal_mode: 'auto' },
       { mailbox: carla.id, outcome: 'failed', error: { status: 402, code: 'insufficient_credit', detail: renewed.body.results[1].error.detail } },

@@ -38,6 +38,7 @@ import { Scheduler } from './jobs/scheduler.ts';
 import { installRequestContext } from './events/request-context.ts';
 import { eventRoutes } from './modules/events/routes.ts';
 import { webhookRoutes } from './modules/webhooks/routes.ts';
+import { testHelperRoutes } from './modules/test-helpers/routes.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { productTasks } from './jobs/tasks.ts';
 import { operatorRoutes } from './modules/operator/routes.ts';
@@ -167,6 +168,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await webhookRoutes(scope as App, { ...deps, webhooks });
     // Encapsulated inside: Stripe's webhook keeps its body raw (the signature covers the exact bytes).
     await paymentRoutes(scope as App, deps);
+    await testHelperRoutes(scope as App, deps);
     // Encapsulated: the XML body parser (CAMT.053 statements) exists on the operator routes only.
     await scope.register(async (operatorScope) => operatorRoutes(operatorScope as App, deps));
   });

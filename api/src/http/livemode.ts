@@ -73,7 +73,11 @@ export function installLivemode(app: FastifyInstance): void {
     route.schema = { ...route.schema, response: withLivemode(response) as JsonObject };
   });
   app.addHook('preSerialization', async (request, _reply, payload) => {
-    if (typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload)) stampLivemode(payload, requestLivemode(request));
-    return payload;
+    if (typeof payload !== 'object' || payload === null || Buffer.isBuffer(payload)) return payload;
+    // Stamped on a copy: an answer may share objects with other requests (the published price list is built once),
+    // and a world stamped on those would stick for the next caller of the other world.
+    const copy = structuredClone(payload);
+    stampLivemode(copy, requestLivemode(request));
+    return copy;
   });
 }

@@ -135,6 +135,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'Log register', description: 'The legally required log of every PEC event, kept 30 months.' },
         { name: 'PEC', description: 'Provider identity, the provider index, and verification of received PEC messages.' },
         { name: 'System', description: 'Health and metadata.' },
+        { name: 'Test helpers', description: 'Test mode (sandbox) only: simulate what happens outside the API in live mode (money arriving, DNS records), through the same transitions and events.' },
         { name: 'Operator', description: "The provider's own staff: partners, suspension, credit adjustments, top-up review, bank statements, audit trail. Operator keys only." },
       ],
     },

@@ -16,6 +16,7 @@ import { invoiceCustomer } from '../account/service.ts';
 import { issueTopUpInvoice } from '../invoices/service.ts';
 import { grossCents } from '../invoices/money.ts';
 import type { StripeGateway } from '../payments/stripe.ts';
+import { isLivePartner, ofLivePartner } from '../../sandbox/test-mode.ts';
 
 /** A pending top-up waits this long for its money, then the daily task marks it `expired`. */
 export const TOP_UP_EXPIRES_AFTER_DAYS = 30;
@@ -133,10 +134,12 @@ const CARD_CHECKOUT_HOURS = 24;
 /**
  * A pending top-up with a fresh reference; nothing is credited until the provider sees the money. Every credited
  * top-up is invoiced, so a partner whose fiscal data is incomplete is refused here (409 `fiscal_data_required`),
- * before it can send money that could not be invoiced.
+ * before it can send money that could not be invoiced. In test mode (a test twin) nothing is ever invoiced, so no
+ * fiscal data is asked for.
  *
  * A card top-up opens its Stripe Checkout Session first, then stores the top-up with it in one transaction: when
  * Stripe fails, nothing is written (502 `payment_provider_unavailable`); when storing fails, the session is closed.
+ * The sandbox takes no cards: real money never enters a test world, whose top-ups the test helpers settle.
  */
 export async function createTopUp(
   db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, input: CreateTopUp, stripe: StripeGateway | null = null,
@@ -149,6 +152,11 @@ export async function createTopUp(
   if (method === 'card' && !stripe) {
     throw new ProblemError(422, 'payment_method_unavailable', 'Unprocessable request',
       'Card top-ups are not offered by this server (no payment provider is configured); ask for a bank transfer (`method: "bank_transfer"`).',
+      { method: 'card' });
+  }
+  if (method === 'card' && !(await isLivePartner(db, input.partnerId))) {
+    throw new ProblemError(422, 'payment_method_unavailable', 'Unprocessable request',
+      'The sandbox takes no card payments: create a bank transfer top-up and settle it with `POST /v1/test_helpers/top-ups/{id}/credit` (or `/fail`, `/expire`).',
       { method: 'card' });
   }
   if (method === 'card' && !input.checkout) throw new Error('a card top-up needs its checkout URLs');
@@ -167,7 +175,7 @@ export async function createTopUp(
         });
       }
       return await db.transaction(async (tx) => {
-        await invoiceCustomer(tx, input.partnerId);
+        if (await isLivePartner(tx, input.partnerId)) await invoiceCustomer(tx, input.partnerId);
         const expiresAt = session
           ? (session.expiresAt ?? new Date(now.getTime() + CARD_CHECKOUT_HOURS * 3_600_000))
           : new Date(now.getTime() + TOP_UP_EXPIRES_AFTER_DAYS * DAY_MS);
@@ -210,9 +218,11 @@ export interface TopUpQuery {
   partnerId?: string | undefined;
   status?: TopUpStatus | undefined;
   paymentReference?: string | undefined;
+  /** The operator's query: live partners' top-ups only (the sandbox's are its partner's own business). */
+  liveOnly?: boolean | undefined;
 }
 
-/** Newest first. A partner's query always carries its id (tenancy); the operator's may not. */
+/** Newest first. A partner's query always carries its id (tenancy); the operator's may not, and is `liveOnly`. */
 export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, query: TopUpQuery): Promise<TopUpView[]> {
   const rows = await db
     .select()
@@ -220,6 +230,7 @@ export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, que
     .where(
       and(
         query.partnerId ? eq(topUps.partnerId, query.partnerId) : undefined,
+        query.liveOnly ? ofLivePartner(topUps.partnerId) : undefined,
         query.status ? eq(topUps.status, query.status) : undefined,
         query.paymentReference ? eq(topUps.paymentReference, query.paymentReference) : undefined,
         query.startingAfter ? lt(topUps.id, query.startingAfter) : undefined,
@@ -230,9 +241,12 @@ export async function listTopUps(db: DbOrTx, bank: BankAccountConfig | null, que
   return rows.map((row) => topUpView(row, bank));
 }
 
-/** With a partner id, another partner's top-up is a 404 like a missing one. */
+/**
+ * With a partner id, another partner's top-up is a 404 like a missing one; without (the operator), a test-mode
+ * top-up is: the operator checks with this before it acts on a top-up by id.
+ */
 export async function getTopUp(db: DbOrTx, bank: BankAccountConfig | null, id: string, partnerId?: string): Promise<TopUpView> {
-  const [row] = await db.select().from(topUps).where(and(eq(topUps.id, id), partnerId ? eq(topUps.partnerId, partnerId) : undefined));
+  const [row] = await db.select().from(topUps).where(and(eq(topUps.id, id), partnerId ? eq(topUps.partnerId, partnerId) : ofLivePartner(topUps.partnerId)));
   if (!row) throw notFound('top-up', id);
   return topUpView(row, bank);
 }
@@ -260,7 +274,7 @@ const methodNames: Record<TopUpMethod, string> = { bank_transfer: 'Bank transfer
 /**
  * Credits a top-up exactly once. The top-up row is locked first, so of concurrent confirmations (operators,
  * statement imports) one credits and the others find it `credited` and return it unchanged; the status change,
- * the ledger entry, the invoice, the events and the audit entry are one transaction.
+ * the ledger entry, the invoice (live only), the events and the audit entry are one transaction.
  */
 export async function confirmTopUp(
   db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, invoicing: InvoicingConfig, by: AuditActorRef, id: string, confirmation: Confirmation,
@@ -278,7 +292,8 @@ export async function confirmTopUp(
       requestId: currentRequest()?.id ?? null,
     }, row.paymentReference);
     // The invoice for the money received, in this transaction: no credit without its invoice, and the reverse.
-    await issueTopUpInvoice(tx, clock, invoicing, {
+    // A test-mode top-up received no money: it gets no legal invoice and takes no number of the year's sequence.
+    if (await isLivePartner(tx, row.partnerId)) await issueTopUpInvoice(tx, clock, invoicing, {
       partnerId: row.partnerId,
       topUpId: row.id,
       amountCents: row.amountCents,
@@ -404,8 +419,11 @@ export async function expireTopUps(db: DbOrTx, clock: Clock, bank: BankAccountCo
   }
 }
 
-/** For the import: the top-ups a statement line may pay, by their references. */
+/**
+ * For the import: the top-ups a statement line may pay, by their references. Live ones only: a test-mode top-up is
+ * credited by its test helper, never by money (a transfer quoting its reference stays an unknown reference).
+ */
 export async function topUpsByReference(tx: DbOrTx, references: string[]): Promise<Row[]> {
   if (references.length === 0) return [];
-  return tx.select().from(topUps).where(inArray(topUps.paymentReference, references)).orderBy(sql`${topUps.id}`);
+  return tx.select().from(topUps).where(and(inArray(topUps.paymentReference, references), ofLivePartner(topUps.partnerId))).orderBy(sql`${topUps.id}`);
 }

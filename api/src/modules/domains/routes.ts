@@ -3,7 +3,7 @@ import { domainStatuses } from '@pec-partner/db';
 import type { App, AppDeps } from '../../deps.ts';
 import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
-import { problemResponses } from '../../http/problem.ts';
+import { problemResponses, ProblemError } from '../../http/problem.ts';
 import {
   changeDomainCustomer, checkCertifiable, createDomain, getDomain, listDomains, providerDomainViews,
   requestDomainCancellation, undoDomainCancellation, verifyDomain, withdrawDomain,
@@ -148,11 +148,21 @@ export async function domainRoutes(app: App, deps: AppDeps): Promise<void> {
       description:
         'Looks the MX and TXT records up through DNS. When both are right the domain becomes `certified` and the ' +
         'certification fee is charged; otherwise a 422 `domain_verification_failed` lists each record\'s problem ' +
-        '(also kept in `last_check`).',
+        '(also kept in `last_check`). In test mode the lookup is as real (a developer may publish the records); '
+        + 'without DNS, `POST /v1/test_helpers/domains/{id}/verify` certifies a test domain, and a failed check says so.',
       params: IdParams,
       response: { 200: Domain, ...problemResponses(402, 404, 409, 422) },
     },
-  }, async (request) => verifyDomain(deps, partnerOf(request).partnerId, request.params.id, request.id));
+  }, async (request) => {
+    const caller = partnerOf(request);
+    try {
+      return await verifyDomain(deps, caller.partnerId, request.params.id, request.id);
+    } catch (error) {
+      if (caller.livemode || !(error instanceof ProblemError) || error.code !== 'domain_verification_failed') throw error;
+      throw new ProblemError(error.status, error.code, error.title,
+        `${error.message} In test mode, POST /v1/test_helpers/domains/${request.params.id}/verify certifies the domain without DNS.`, error.extensions);
+    }
+  });
 
   app.post('/v1/domains/:id/withdraw', {
     schema: { operationId: 'withdrawDomain', tags: ['Domains'], summary: 'Withdraw a pending certification request', params: IdParams, response: { 200: Domain, ...problemResponses(404, 409) } },

@@ -250,6 +250,15 @@ export async function verifyDomain(deps: DomainDeps & { db: import('@pec-partner
       `The DNS records of ${before.name} are not all in place: ${check.records.filter((r) => r.status !== 'ok').map((r) => r.detail).join(' ')}`,
       { records: check.records });
   }
+  return certify(deps, partnerId, id, before, requestId);
+}
+
+/**
+ * Certifies a domain whose records were found in place (`before` carries the check as it was before this call):
+ * the status, the `domain.certified` event, the resumed mailboxes and the certification fee, in one transaction.
+ */
+async function certify(deps: DomainDeps & { db: import('@pec-partner/db').Db }, partnerId: string, id: string, before: Row, requestId: string | null): Promise<DomainView> {
+  const { db, clock, config } = deps;
   try {
     return await db.transaction(async (tx) => {
       const row = await findRow(tx, partnerId, id, true);
@@ -339,6 +348,75 @@ export async function changeDomainCustomer(deps: DomainDeps, partnerId: string, 
  * degraded one that passes again is certified again; one degraded for the configured days is decertified and
  * its active mailboxes suspended. Due cancellations take effect.
  */
+/**
+ * What the DNS check would have found, simulated for the sandbox's test helpers: every expected record present
+ * (`ok`), or every one missing (the domain's records were taken down).
+ */
+function simulatedCheck(config: AppConfig, row: Row, now: Date, ok: boolean): DomainCheckView {
+  const detail = ok ? 'Simulated in test mode: no DNS lookup was made.' : 'Simulated in test mode: the record is missing (no DNS lookup was made).';
+  const mx = config.inboundMxHosts;
+  const txt = [`pec-verify=${row.verificationToken}`];
+  return {
+    checked_at: now.toISOString(),
+    ok,
+    records: [
+      { type: 'MX', name: row.name, expected: mx, found: ok ? mx : [], status: ok ? 'ok' : 'missing', detail },
+      { type: 'TXT', name: `${VERIFY_PREFIX}.${row.name}`, expected: txt, found: ok ? txt : [], status: ok ? 'ok' : 'missing', detail },
+    ],
+  };
+}
+
+/**
+ * Test mode: certifies a pending (or decertified) domain of the sandbox as a passing DNS check would, without DNS:
+ * the same transition, `domain.certified` event and certification fee (charged to the free test credit). The
+ * caller makes sure the partner is a test twin; live domains are certified by their DNS only.
+ */
+export async function verifyTestDomain(deps: DomainDeps & { db: import('@pec-partner/db').Db }, partnerId: string, id: string, requestId: string | null): Promise<DomainView> {
+  const { db, clock, config } = deps;
+  const before = await findRow(db, partnerId, id);
+  assertTransition(transitions, 'domain', id, before.status, 'verify');
+  const check = simulatedCheck(config, before, clock.now(), true);
+  await db.update(domains).set({ lastCheck: check, lastCheckedAt: new Date(check.checked_at) }).where(eq(domains.id, id));
+  return certify(deps, partnerId, id, before, requestId);
+}
+
+/**
+ * Test mode: the daily DNS check fails for a certified domain of the sandbox, as if its records were taken down.
+ * `degrade`: certified → degraded (`domain.degraded`). `decertify`: on to decertified at once, as the configured
+ * days of failing checks would (`domain.degraded` first when it was certified, then `domain.decertified`), and
+ * its active mailboxes are suspended. Test domains are never re-checked by the daily job (they are not in DNS).
+ */
+const testCheckTransitions: Transitions<DomainStatus, 'degrade' | 'decertify'> = {
+  degrade: ['certified'],
+  decertify: ['certified', 'degraded'],
+};
+
+export async function failTestDomainCheck(deps: DomainDeps, partnerId: string, id: string, outcome: 'degrade' | 'decertify'): Promise<DomainView> {
+  const { clock, config } = deps;
+  return deps.db.transaction(async (tx) => {
+    let row = await findRow(tx, partnerId, id, true);
+    assertTransition(testCheckTransitions, 'domain', id, row.status, outcome);
+    const now = clock.now();
+    const check = simulatedCheck(config, row, now, false);
+    let view: DomainView | null = null;
+    if (row.status === 'certified') {
+      const [degraded] = await tx.update(domains)
+        .set({ lastCheck: check, lastCheckedAt: now, status: 'degraded', degradedAt: now, updatedAt: now })
+        .where(eq(domains.id, id)).returning();
+      view = await recordChange(tx, clock, config, 'domain.degraded', row, degraded!);
+      row = degraded!;
+    }
+    if (outcome === 'decertify') {
+      const [decertified] = await tx.update(domains)
+        .set({ lastCheck: check, lastCheckedAt: now, status: 'decertified', decertifiedAt: now, updatedAt: now })
+        .where(eq(domains.id, id)).returning();
+      view = await recordChange(tx, clock, config, 'domain.decertified', row, decertified!);
+      await suspendMailboxesOfDomain(tx, clock, id, now);
+    }
+    return view!;
+  });
+}
+
 export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: import('@pec-partner/db').Db }, now: Date): Promise<void> {
   const { db, clock, config } = deps;
   const due = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), lte(domains.cancelAt, now)));

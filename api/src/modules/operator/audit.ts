@@ -1,8 +1,9 @@
-import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, isNull, lt, or, type SQL } from 'drizzle-orm';
 import { operatorAuditLog, type AuditActor, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
 import { invalid } from '../../http/problem.ts';
+import { ofLivePartner } from '../../sandbox/test-mode.ts';
 import { currentRequest } from '../../events/request-context.ts';
 
 /** Who acts: an operator key (through the API), the CLI, or the system (the start-up's demo credit). */
@@ -82,9 +83,10 @@ export interface AuditQuery {
   createdLt?: Date | undefined;
 }
 
-/** Newest first, in the order written. */
+/** Newest first, in the order written; what the test helpers did in partners' sandboxes is not shown. */
 export async function listAudit(db: DbOrTx, query: AuditQuery): Promise<AuditEntryView[]> {
   const conditions: (SQL | undefined)[] = [
+    or(isNull(operatorAuditLog.partnerId), ofLivePartner(operatorAuditLog.partnerId)),
     query.action ? eq(operatorAuditLog.action, query.action) : undefined,
     query.targetId ? eq(operatorAuditLog.targetId, query.targetId) : undefined,
     query.partner ? eq(operatorAuditLog.partnerId, query.partner) : undefined,

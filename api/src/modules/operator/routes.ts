@@ -408,7 +408,7 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
     },
   }, async (request) => {
     const { limit = 10, starting_after, status, partner, payment_reference } = request.query;
-    return toPage(await listTopUps(db, bank, { limit, startingAfter: starting_after, status, partnerId: partner, paymentReference: payment_reference?.trim().toUpperCase() }), limit);
+    return toPage(await listTopUps(db, bank, { limit, startingAfter: starting_after, status, partnerId: partner, paymentReference: payment_reference?.trim().toUpperCase(), liveOnly: true }), limit);
   });
 
   app.get('/v1/operator/top-ups/:id', {
@@ -433,6 +433,7 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
       response: { 200: TopUp, ...problemResponses(403, 404, 409) },
     },
   }, async (request) => {
+    await getTopUp(db, bank, request.params.id); // a test-mode top-up is no business of the operator's: 404
     const { topUp } = await confirmTopUp(db, clock, bank, config.invoicing, auditActorOf(operatorOf(request, 'billing')), request.params.id, { reason: request.body.reason });
     return topUp;
   });
@@ -445,7 +446,10 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
       body: Type.Object({ reason: Reason }, { title: 'TopUpFail', additionalProperties: false }),
       response: { 200: TopUp, ...problemResponses(403, 404, 409) },
     },
-  }, async (request) => failTopUp(db, clock, bank, auditActorOf(operatorOf(request, 'billing')), request.params.id, request.body.reason));
+  }, async (request) => {
+    await getTopUp(db, bank, request.params.id); // a test-mode top-up is no business of the operator's: 404
+    return failTopUp(db, clock, bank, auditActorOf(operatorOf(request, 'billing')), request.params.id, request.body.reason);
+  });
 
   app.post('/v1/operator/top-ups/:id/refund', {
     config: operator('billing'),
@@ -462,6 +466,7 @@ export async function operatorRoutes(app: App, { db, clock, config }: AppDeps): 
       response: { 200: TopUpRefund, ...problemResponses(402, 403, 404, 409) },
     },
   }, async (request) => {
+    await getTopUp(db, bank, request.params.id); // a test-mode top-up is no business of the operator's: 404
     const result = await refundTopUp(db, clock, bank, auditActorOf(operatorOf(request, 'billing')), request.params.id, request.body);
     return { top_up: result.topUp, ledger_entry: result.ledgerEntry };
   });

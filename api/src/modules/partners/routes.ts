@@ -70,7 +70,8 @@ export async function partnerRoutes(app: App, { db, clock, tokens }: AppDeps): P
     }
     const partnerId = livemode === caller.livemode ? caller.partnerId : await testWorldOf(db, clock, caller.partnerId);
     const { key, secret } = await createApiKey(db, clock, partnerId, request.body.name, livemode);
-    return reply.code(201).send({ ...key, secret });
+    // The new key's world, which a live caller may choose: not necessarily the caller's.
+    return reply.code(201).send(Object.assign({ ...key, secret }, { livemode }));
   });
 
   app.get('/v1/api-keys', {
