@@ -156,8 +156,9 @@ t.test('reports: exact figures as JSON and byte-exact CSV, formula injection def
   await mailbox(a, 'alpha-2', 'standard');
 
   const balances = (await reader('GET', '/v1/operator/reports/credit-balances')).body;
+  // Every partner here has its sandbox (a test twin with a credit account): the exact rows prove reports leave them out.
   t.same(balances, {
-    object: 'credit_balances_report', generated_at: '2026-12-05T10:00:00.000Z', currency: 'EUR', total_balance: 12_500,
+    object: 'credit_balances_report', livemode: true, generated_at: '2026-12-05T10:00:00.000Z', currency: 'EUR', total_balance: 12_500,
     data: [
       { partner: alpha.id, partner_name: '=SUM(1,2)', status: 'active', balance: 10_000, currency: 'EUR' },
       { partner: beta.id, partner_name: 'Beta "Reseller", S.r.l.', status: 'active', balance: 2_500, currency: 'EUR' },
@@ -176,7 +177,7 @@ t.test('reports: exact figures as JSON and byte-exact CSV, formula injection def
   const zero = { charged: 0, refunded: 0, net_spent: 0, topped_up: 0, invoiced_net: 0, invoiced_vat: 0, invoiced_gross: 0 };
   const revenue = (await reader('GET', '/v1/operator/reports/revenue?from=2026-10&to=2026-12')).body;
   t.same(revenue, {
-    object: 'revenue_report', from: '2026-10', to: '2026-12', currency: 'EUR',
+    object: 'revenue_report', livemode: true, from: '2026-10', to: '2026-12', currency: 'EUR',
     months: [
       { month: '2026-10', ...zero },
       { month: '2026-11', charged: 3_500, refunded: 500, net_spent: 3_000, topped_up: 15_000, invoiced_net: 15_000, invoiced_vat: 3_300, invoiced_gross: 18_300 },
@@ -202,7 +203,7 @@ t.test('reports: exact figures as JSON and byte-exact CSV, formula injection def
 
   const active = (await reader('GET', '/v1/operator/reports/active-mailboxes')).body;
   t.same(active, {
-    object: 'active_mailboxes_report', generated_at: '2026-12-05T10:00:00.000Z',
+    object: 'active_mailboxes_report', livemode: true, generated_at: '2026-12-05T10:00:00.000Z',
     plans: [{ plan: 'standard', active_mailboxes: 2 }, { plan: 'pro', active_mailboxes: 1 }, { plan: 'premium', active_mailboxes: 0 }],
     data: [
       { partner: alpha.id, partner_name: '=SUM(1,2)', plan: 'standard', active_mailboxes: 2 },
