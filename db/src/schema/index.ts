@@ -12,3 +12,4 @@ export * from './events.ts';
 export * from './operator.ts';
 export * from './payments.ts';
 export * from './invoices.ts';
+export * from './test-clocks.ts';
