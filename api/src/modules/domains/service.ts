@@ -1,3 +1,4 @@
+import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
 import { and, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import { customers, domains, mailboxes, type DbOrTx, type DomainStatus } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
@@ -338,9 +339,9 @@ export async function changeDomainCustomer(deps: DomainDeps, partnerId: string, 
  * degraded one that passes again is certified again; one degraded for the configured days is decertified and
  * its active mailboxes suspended. Due cancellations take effect.
  */
-export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: import('@pec-partner/db').Db }, now: Date): Promise<void> {
+export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: import('@pec-partner/db').Db }, now: Date, scope: TaskScope = {}): Promise<void> {
   const { db, clock, config } = deps;
-  const due = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), lte(domains.cancelAt, now)));
+  const due = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), lte(domains.cancelAt, now), inTaskScope(domains.partnerId, scope)));
   for (const row of due) {
     await db.transaction(async (tx) => {
       const [locked] = await tx.select().from(domains).where(eq(domains.id, row.id)).for('update', { skipLocked: true });
@@ -350,7 +351,7 @@ export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: 
     });
   }
 
-  const live = await db.select().from(domains).where(inArray(domains.status, ['certified', 'degraded']));
+  const live = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), inTaskScope(domains.partnerId, scope)));
   for (const row of live) {
     const check = await runCheck(config, row, clock.now());
     await db.transaction(async (tx) => {
