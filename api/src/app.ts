@@ -2,7 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from '@pec-partner/db';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, WorldClock, type Clock } from './clock.ts';
 import type { AppConfig } from './config.ts';
 import type { App, AppDeps } from './deps.ts';
 import { installAuth } from './http/auth.ts';
@@ -43,6 +43,8 @@ import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { productTasks } from './jobs/tasks.ts';
 import { operatorRoutes } from './modules/operator/routes.ts';
 import { paymentRoutes } from './modules/payments/routes.ts';
+import { installWorldTime, TestClockRunner } from './modules/test-clocks/service.ts';
+import { testClockRoutes } from './modules/test-clocks/routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,6 +54,8 @@ declare module 'fastify' {
     pec: PecEngine;
     /** Webhook delivery; main.ts starts its workers, tests call webhooks.drain(). */
     webhooks: WebhookDispatcher;
+    /** Test clocks' advances; they run in the background, tests call testClocks.drain(). */
+    testClocks: TestClockRunner;
   }
 }
 
@@ -66,11 +70,15 @@ export interface BuildOptions {
 /** The whole HTTP application, not listening: main.ts listens, tests use inject() or listen on port 0. */
 export async function buildApp(options: BuildOptions): Promise<App> {
   const { db, config } = options;
+  // Real time: what infrastructure reads (tokens, idempotency, rate of work, PEC engine, webhooks, the scheduler).
   const clock = options.clock ?? systemClock;
   const tokens = new TokenService(db, clock, config.publicUrl, config.oauthTokenTtlSeconds);
   // Prices are in the database (price lists): the start-up (main.ts, or a test's harness) seeds the default list
   // with ensureDefaultPriceList before serving; building the app itself touches no data.
-  const deps: AppDeps = { db, clock, config, tokens };
+  // What services read: real time, or a test world's frozen time while serving it (test clocks).
+  const deps: AppDeps = { db, clock: new WorldClock(clock), config, tokens };
+  // Modules whose times must agree with processes that know no world: keys, events and webhooks, the operator.
+  const realDeps: AppDeps = { ...deps, clock };
 
   const app = Fastify({
     logger: options.logger ?? {
@@ -141,15 +149,18 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   installIdempotency(app, db, clock, config.idempotencyTtlHours);
   // After idempotency's hooks are registered is fine: this one wraps the handler, which is where events are written.
   installRequestContext(app);
+  // After it, as a preHandler too: the whole handler of a test-mode request runs at its world's time.
+  installWorldTime(app, db);
 
   const engine = new PecEngine({ db, clock, config, log: app.log, scanner: options.scanner });
   const pecDeps = { ...deps, engine };
   const webhooks = new WebhookDispatcher({ db, clock, config, log: app.log });
+  const testClocks = new TestClockRunner({ ...deps, engine, log: app.log });
   await app.register(async (scope) => {
     // Raw messages (.eml uploads, messages to verify) up to the engine's size limit.
     scope.addContentTypeParser('message/rfc822', { parseAs: 'buffer', bodyLimit: config.pec.maxTotalBytes + 1024 }, (_request, body, done) => done(null, body));
     await systemRoutes(scope as App, deps);
-    await partnerRoutes(scope as App, deps);
+    await partnerRoutes(scope as App, realDeps);
     await customerRoutes(scope as App, deps);
     await creditRoutes(scope as App, deps);
     await accountRoutes(scope as App, deps);
@@ -164,23 +175,26 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await messageRoutes(scope as App, pecDeps);
     await logRegisterRoutes(scope as App, deps);
     await pecRoutes(scope as App, pecDeps);
-    await eventRoutes(scope as App, deps);
-    await webhookRoutes(scope as App, { ...deps, webhooks });
+    await eventRoutes(scope as App, realDeps);
+    await webhookRoutes(scope as App, { ...realDeps, webhooks });
     // Encapsulated inside: Stripe's webhook keeps its body raw (the signature covers the exact bytes).
     await paymentRoutes(scope as App, deps);
     await testHelperRoutes(scope as App, deps);
+    await testClockRoutes(scope as App, { ...deps, testClocks });
     // Encapsulated: the XML body parser (CAMT.053 statements) exists on the operator routes only.
-    await scope.register(async (operatorScope) => operatorRoutes(operatorScope as App, deps));
+    await scope.register(async (operatorScope) => operatorRoutes(operatorScope as App, realDeps));
   });
 
-  const jobs = new Scheduler(db, clock, productTasks(deps), app.log);
+  const jobs = new Scheduler(db, clock, [...productTasks(deps), testClocks.task()], app.log);
   app.decorate('jobs', jobs);
   app.decorate('pec', engine);
   app.decorate('webhooks', webhooks);
+  app.decorate('testClocks', testClocks);
   app.addHook('onClose', async () => {
     jobs.stop();
     await engine.stop();
     await webhooks.stop();
+    await testClocks.stop();
   });
   return app;
 }

@@ -1893,6 +1893,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/test_clocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the test world's clocks (at most one)
+         * @description Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.
+         */
+        get: operations["listTestClocks"];
+        put?: never;
+        /**
+         * Create a test clock: freeze the test world's time
+         * @description From now on every request made with this test world's keys, and every renewal, expiry, grace period, notice, domain check, top-up and invitation expiry of its objects, happens at `frozen_time` (default: now), until the clock is advanced or deleted. The scheduled maintenance skips the world meanwhile. One clock per test world: a second is 409 `test_clock_exists`. Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.
+         */
+        post: operations["createTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test_clocks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a test clock
+         * @description Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.
+         */
+        get: operations["getTestClock"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a test clock: the test world returns to real time
+         * @description Objects keep their dates. Those dated after the real time (a term the clock ran ahead) fall due when real time reaches them; those already due are handled by the next scheduled run, as if it were late. Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.
+         */
+        delete: operations["deleteTestClock"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test_clocks/{id}/advance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Advance a test clock
+         * @description Moves the clock forward to `frozen_time` (later than its time, at most 2 years ahead per call), running, in order and for this world only, everything that falls due on the way: expiry notices, automatic renewals charged from test credit (with their add-ons), suspension for want of credit, expiry after the grace period, scheduled cancellations, domain decertification, top-up and invitation expiry. The world's pending PEC timers (12 h delay warning, 24 h timeout notice) move closer by the same amount and run if due. The answer is the clock `advancing` (event `test_clock.advancing`); the work runs in the background, and the clock becomes `ready` (event `test_clock.ready`) when done: poll the clock or listen for the event. Requests made meanwhile run at the clock's current, intermediate time. 409 `test_clock_advancing` while an advance is under way. Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.
+         */
+        post: operations["advanceTestClock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operator/api-keys": {
         parameters: {
             query?: never;
@@ -3169,6 +3237,16 @@ export interface components {
             /** @enum {boolean} */
             deleted: true;
         };
+        /** DeletedTestClock */
+        DeletedTestClock: {
+            /** @enum {string} */
+            object: "test_clock";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            id: string;
+            /** @enum {boolean} */
+            deleted: true;
+        };
         /** DeletedWebhookEndpoint */
         DeletedWebhookEndpoint: {
             /** @enum {string} */
@@ -3346,7 +3424,7 @@ export interface components {
          * EventType
          * @enum {unknown}
          */
-        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "partner.price_list_assigned" | "account.updated" | "invoice.created" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "webhook_endpoint.disabled" | "test.webhook";
+        EventType: "customer.created" | "customer.updated" | "customer.deleted" | "identity_document.created" | "domain.created" | "domain.certified" | "domain.degraded" | "domain.recertified" | "domain.decertified" | "domain.updated" | "domain.withdrawn" | "domain.cancelled" | "mailbox.created" | "mailbox.activated" | "mailbox.suspended" | "mailbox.resumed" | "mailbox.renewed" | "mailbox.plan_changed" | "mailbox.updated" | "mailbox.expiring" | "mailbox.expired" | "mailbox.cancelled" | "mailbox_addon.created" | "mailbox_addon.activated" | "mailbox_addon.renewed" | "mailbox_addon.updated" | "mailbox_addon.cancelled" | "delegation.created" | "delegation.accepted" | "delegation.updated" | "delegation.revoked" | "delegation.expired" | "credit.topped_up" | "credit.charged" | "credit.refunded" | "credit.adjusted" | "credit.paid_out" | "credit.top_up.created" | "credit.top_up.credited" | "credit.top_up.failed" | "credit.top_up.expired" | "credit.top_up.refunded" | "credit.balance_low" | "partner.suspended" | "partner.reactivated" | "partner.price_list_assigned" | "account.updated" | "invoice.created" | "newsletter_campaign.created" | "newsletter_campaign.updated" | "newsletter_campaign.sending" | "newsletter_campaign.sent" | "newsletter_campaign.cancelled" | "message.accepted" | "message.not_accepted" | "message.delivered" | "message.not_delivered" | "test_clock.created" | "test_clock.advancing" | "test_clock.ready" | "test_clock.deleted" | "webhook_endpoint.disabled" | "test.webhook";
         /** FieldError */
         FieldError: {
             /** @description JSON pointer (RFC 6901) to the invalid value, e.g. `/address/postcode`. */
@@ -4972,6 +5050,56 @@ export interface components {
             name?: string;
             /** Format: email */
             email?: string;
+        };
+        /** TestClock */
+        TestClock: {
+            /** @enum {string} */
+            object: "test_clock";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `clk_`. */
+            id: string;
+            name: string | null;
+            /**
+             * Format: date-time
+             * @description The test world's time: its requests and its scheduled work happen at this instant.
+             */
+            frozen_time: string;
+            /**
+             * @description `advancing` while what falls due up to `advancing_to` is being run; then `ready`.
+             * @enum {unknown}
+             */
+            status: "ready" | "advancing";
+            /** @description While `advancing`: the time the clock is moving to. */
+            advancing_to: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** TestClockAdvance */
+        TestClockAdvance: {
+            /**
+             * Format: date-time
+             * @description The new time (RFC 3339).
+             */
+            frozen_time: string;
+        };
+        /** TestClockCreate */
+        TestClockCreate: {
+            /**
+             * Format: date-time
+             * @description RFC 3339; default now.
+             */
+            frozen_time?: string;
+            name?: string;
+        };
+        /** TestClockList */
+        TestClockList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["TestClock"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
         };
         /** TestTopUpFail */
         TestTopUpFail: {
@@ -16321,6 +16449,434 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTestClocks: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClockList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TestClockCreate"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A test clock id (`clk_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A test clock id (`clk_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedTestClock"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    advanceTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A test clock id (`clk_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestClockAdvance"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

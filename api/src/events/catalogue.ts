@@ -78,6 +78,11 @@ export const eventTypes = {
   'message.delivered': 'Opt-in. A delivery receipt was issued or received for one recipient.',
   'message.not_delivered': 'Opt-in. A non-delivery notice (also for a virus, or the 24-hour timeout notice) was issued or received for one recipient.',
 
+  'test_clock.created': 'A test clock was created: its test world now lives at its `frozen_time` (test mode only).',
+  'test_clock.advancing': 'A test clock started moving to `advancing_to`; what falls due on the way happens in order.',
+  'test_clock.ready': 'A test clock reached its new `frozen_time`: everything due until then has happened.',
+  'test_clock.deleted': 'A test clock was deleted: its test world is back on real time.',
+
   'webhook_endpoint.disabled': 'An endpoint was disabled after failing for 3 days or answering 410 Gone.',
   'test.webhook': 'Sent only by "send test event" to one endpoint.',
 } as const;

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { and, eq, isNull } from 'drizzle-orm';
 import { events, webhookDeliveries, webhookEndpoints, type DbOrTx } from '@pec-partner/db';
-import type { Clock } from '../clock.ts';
+import { realNow, type Clock } from '../clock.ts';
 import { newId } from '../ids.ts';
 import { API_VERSION, selects, type EventType } from './catalogue.ts';
 import { currentRequest } from './request-context.ts';
@@ -39,7 +39,9 @@ export interface RecordedEvent {
  * the change that caused them commits, and a rolled-back change leaves neither.
  */
 export async function recordEvent(tx: DbOrTx, clock: Clock, input: EventInput): Promise<RecordedEvent> {
-  const now = clock.now();
+  // Real time, also for a test world on its test clock: the event is readable for 30 days from when it happened,
+  // and its deliveries are due now for the dispatcher, which knows no world.
+  const now = realNow(clock);
   const request = currentRequest();
   const data = input.previousAttributes ? { object: input.object, previous_attributes: input.previousAttributes } : { object: input.object };
   const id = newId('evt', now);

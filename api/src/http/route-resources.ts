@@ -3,7 +3,7 @@ import type { PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyRequest } from 'fastify';
 import {
   apiKeys, customers, delegations, domains, events, invoices, mailboxAddons, mailboxes, mailboxMessages, newsletterCampaigns,
-  newsletterContacts, newsletterLists, supervisors, topUps, webhookEndpoints, type Db,
+  newsletterContacts, newsletterLists, supervisors, testClocks, topUps, webhookEndpoints, type Db,
 } from '@pec-partner/db';
 import { notFound, type ProblemError } from './problem.ts';
 
@@ -23,6 +23,7 @@ const resources: Record<string, { table: PgTable; owner: 'partner' | 'mailbox'; 
   we: { table: webhookEndpoints, owner: 'partner', what: 'webhook endpoint' },
   top: { table: topUps, owner: 'partner', what: 'top-up' },
   inv: { table: invoices, owner: 'partner', what: 'invoice' },
+  clk: { table: testClocks, owner: 'partner', what: 'test clock' },
   nlc: { table: newsletterContacts, owner: 'mailbox', what: 'contact' },
   nll: { table: newsletterLists, owner: 'mailbox', what: 'list' },
   nlm: { table: newsletterCampaigns, owner: 'mailbox', what: 'campaign' },

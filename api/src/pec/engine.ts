@@ -402,6 +402,11 @@ export class PecEngine {
     }
   }
 
+  /** Wakes this process's idle workers: jobs became due other than by a submission (a test clock moved its timers). */
+  wake(): void {
+    this.#wakeWorkers();
+  }
+
   #wakeWorkers(): void {
     for (const wake of [...this.#wakers]) wake();
   }

@@ -13,3 +13,4 @@ export * from './operator.ts';
 export * from './prices.ts';
 export * from './payments.ts';
 export * from './invoices.ts';
+export * from './test-clocks.ts';

@@ -1,3 +1,4 @@
+import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import { topUps, type DbOrTx, type TopUpMethod, type TopUpStatus } from '@pec-partner/db';
@@ -394,14 +395,14 @@ export async function expireTopUp(db: DbOrTx, clock: Clock, bank: BankAccountCon
 const EXPIRY_BATCH = 100;
 
 /** The daily task: pending top-ups past their date become `expired`, each with its event; safe in several processes. */
-export async function expireTopUps(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, now: Date): Promise<number> {
+export async function expireTopUps(db: DbOrTx, clock: Clock, bank: BankAccountConfig | null, now: Date, scope: TaskScope = {}): Promise<number> {
   let total = 0;
   for (;;) {
     const expired = await db.transaction(async (tx) => {
       const due = await tx
         .select({ id: topUps.id })
         .from(topUps)
-        .where(and(eq(topUps.status, 'pending'), lte(topUps.expiresAt, now)))
+        .where(and(eq(topUps.status, 'pending'), lte(topUps.expiresAt, now), inTaskScope(topUps.partnerId, scope)))
         .orderBy(asc(topUps.expiresAt))
         .limit(EXPIRY_BATCH)
         .for('update', { skipLocked: true });

@@ -1,3 +1,4 @@
+import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
 import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, lt, lte } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type Db, type DbOrTx, type DelegationMode, type DelegationStatus } from '@pec-partner/db';
@@ -73,10 +74,10 @@ const EXPIRY_BATCH = 500;
  * `delegation.expired` event. The view already read them as expired, so the previous attributes are the stored
  * ones. Returns how many it recorded.
  */
-async function expireBatch(tx: DbOrTx, clock: Clock, now: Date, mailboxId: string | null): Promise<number> {
+async function expireBatch(tx: DbOrTx, clock: Clock, now: Date, mailboxId: string | null, scope: TaskScope = {}): Promise<number> {
   const due = await tx.select({ delegation: delegations, address: mailboxes.address, partnerId: mailboxes.partnerId })
     .from(delegations).innerJoin(mailboxes, eq(mailboxes.id, delegations.mailboxId))
-    .where(and(mailboxId ? eq(delegations.mailboxId, mailboxId) : undefined, eq(delegations.status, 'invited'), lte(delegations.inviteExpiresAt, now)))
+    .where(and(mailboxId ? eq(delegations.mailboxId, mailboxId) : inTaskScope(mailboxes.partnerId, scope), eq(delegations.status, 'invited'), lte(delegations.inviteExpiresAt, now)))
     .orderBy(delegations.id).limit(EXPIRY_BATCH).for('update', { of: delegations });
   if (due.length === 0) return 0;
   const expired = await tx.update(delegations).set({ status: 'expired', updatedAt: now })
@@ -102,10 +103,10 @@ async function expireInvitations(tx: DbOrTx, clock: Clock, now: Date, mailboxId:
  * The periodic task: records every invitation that ran out, a batch per transaction, so that each expiry is
  * reported even if nobody looks at the mailbox's delegations again. Returns how many expired.
  */
-export async function expireDelegationInvitations(deps: DelegationDeps, now: Date): Promise<number> {
+export async function expireDelegationInvitations(deps: DelegationDeps, now: Date, scope: TaskScope = {}): Promise<number> {
   let total = 0;
   for (;;) {
-    const expired = await deps.db.transaction((tx) => expireBatch(tx, deps.clock, now, null));
+    const expired = await deps.db.transaction((tx) => expireBatch(tx, deps.clock, now, null, scope));
     total += expired;
     if (expired < EXPIRY_BATCH) return total;
   }

@@ -1,3 +1,4 @@
+import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
 import { and, desc, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import { customers, domains, mailboxes, type DbOrTx, type DomainStatus } from '@pec-partner/db';
 import { inWorldOf } from '../../sandbox/world.ts';
@@ -417,9 +418,9 @@ export async function failTestDomainCheck(deps: DomainDeps, partnerId: string, i
   });
 }
 
-export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: import('@pec-partner/db').Db }, now: Date): Promise<void> {
+export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: import('@pec-partner/db').Db }, now: Date, scope: TaskScope = {}): Promise<void> {
   const { db, clock, config } = deps;
-  const due = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), lte(domains.cancelAt, now)));
+  const due = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), lte(domains.cancelAt, now), inTaskScope(domains.partnerId, scope)));
   for (const row of due) {
     await db.transaction(async (tx) => {
       const [locked] = await tx.select().from(domains).where(eq(domains.id, row.id)).for('update', { skipLocked: true });
@@ -430,7 +431,7 @@ export async function runDomainMaintenance(deps: Omit<DomainDeps, 'db'> & { db: 
   }
 
   // Live domains only: a test domain was verified by a call, not by DNS, and no real DNS is asked about it.
-  const live = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), eq(domains.livemode, true)));
+  const live = await db.select().from(domains).where(and(inArray(domains.status, ['certified', 'degraded']), eq(domains.livemode, true), inTaskScope(domains.partnerId, scope)));
   for (const row of live) {
     const check = await runCheck(config, row, clock.now());
     await db.transaction(async (tx) => {

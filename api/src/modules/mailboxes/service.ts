@@ -1,4 +1,5 @@
 import { inWorldOf } from '../../sandbox/world.ts';
+import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
 import { and, desc, eq, gte, inArray, isNotNull, lt, lte, or, sql } from 'drizzle-orm';
 import {
   customers, domains, identityDocuments, mailboxes, mailboxNotices, type Db, type DbOrTx, type MailboxPlan,
@@ -470,7 +471,7 @@ export async function resumeMailboxesOfDomain(tx: DbOrTx, clock: Clock, domainId
   await changeEach(tx, clock, 'mailbox.resumed', suspended, () => ({ status: 'active', suspensionReason: null, suspendedAt: null, updatedAt: now }));
 }
 
-const NOTICES: [MailboxNoticeKind, number][] = [['expires_in_30_days', 30], ['expires_in_7_days', 7], ['expires_in_1_day', 1]];
+export const NOTICES: [MailboxNoticeKind, number][] = [['expires_in_30_days', 30], ['expires_in_7_days', 7], ['expires_in_1_day', 1]];
 
 /**
  * The daily job: due scheduled cancellations, automatic renewals (a mailbox whose renewal cannot be paid is
@@ -478,7 +479,7 @@ const NOTICES: [MailboxNoticeKind, number][] = [['expires_in_30_days', 30], ['ex
  * is handled in its own transaction under a row lock, and every step is guarded by the state it changes, so
  * a repeated or concurrent run changes nothing twice.
  */
-export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promise<void> {
+export async function runMailboxMaintenance(deps: MailboxDeps, now: Date, scope: TaskScope = {}): Promise<void> {
   const { db, config } = deps;
   const graceMs = config.mailboxGraceDays * DAY_MS;
   const candidates = await db
@@ -487,6 +488,7 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
     .where(
       and(
         inArray(mailboxes.status, ['active', 'suspended']),
+        inTaskScope(mailboxes.partnerId, scope),
         or(lte(mailboxes.cancelAt, now), and(isNotNull(mailboxes.expiresAt), lte(mailboxes.expiresAt, now))),
       ),
     );
@@ -531,7 +533,7 @@ export async function runMailboxMaintenance(deps: MailboxDeps, now: Date): Promi
         insert into ${mailboxNotices} (id, partner_id, mailbox_id, kind, expires_at, created_at)
         select 'ntc_' || substr(md5(${mailboxes.id} || ${kind} || ${mailboxes.expiresAt}::text), 1, 26), ${mailboxes.partnerId}, ${mailboxes.id}, ${kind}, ${mailboxes.expiresAt}, ${now.toISOString()}::timestamptz
         from ${mailboxes}
-        where ${mailboxes.status} = 'active' and ${mailboxes.cancelAt} is null
+        where ${mailboxes.status} = 'active' and ${mailboxes.cancelAt} is null and ${inTaskScope(mailboxes.partnerId, scope)}
           and ${mailboxes.expiresAt} > ${now.toISOString()}::timestamptz
           and ${mailboxes.expiresAt} <= ${new Date(now.getTime() + days * DAY_MS).toISOString()}::timestamptz
         on conflict (mailbox_id, kind, expires_at) do nothing

@@ -1,6 +1,6 @@
 import { and, eq, gt, inArray, isNull } from 'drizzle-orm';
 import { mailboxAddons, mailboxes, supervisedMailboxes, supervisors, supervisorSignIns, type DbOrTx } from '@pec-partner/db';
-import type { Clock } from '../../clock.ts';
+import { realNow, type Clock } from '../../clock.ts';
 import { ProblemError } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
 import type { HolderPrincipal } from '../messages/holders.ts';
@@ -40,7 +40,8 @@ export async function liveSupervision(db: DbOrTx, supervisorId: string, mailboxI
 
 /** Issues a single-use sign-in link (its `jti` recorded) for a mailbox the caller has checked is supervised. */
 export async function issueSignInLink(deps: SessionDeps, supervisorId: string, mailboxId: string) {
-  const now = deps.clock.now();
+  // Real time, also in a test world on its test clock: the link is a credential its JWT bounds in real time.
+  const now = realNow(deps.clock);
   const jti = newId('ssi', now);
   const expiresAt = new Date(Math.floor(now.getTime() / 1000) * 1000 + SIGN_IN_TTL_SECONDS * 1000);
   await deps.db.insert(supervisorSignIns).values({ jti, supervisorId, mailboxId, expiresAt });
@@ -57,7 +58,7 @@ const invalidLink = () => new ProblemError(401, 'invalid_sign_in_link', 'Authent
 export async function exchangeSignInLink(deps: SessionDeps, token: string) {
   const payload = await deps.tokens.verifyTyped(token, SIGN_IN_TYP);
   if (!payload || typeof payload.jti !== 'string' || typeof payload.sub !== 'string' || typeof payload.mbx !== 'string') throw invalidLink();
-  const now = deps.clock.now();
+  const now = realNow(deps.clock);
   const [used] = await deps.db.update(supervisorSignIns).set({ usedAt: now })
     .where(and(eq(supervisorSignIns.jti, payload.jti), isNull(supervisorSignIns.usedAt), gt(supervisorSignIns.expiresAt, now)))
     .returning();
