@@ -40,6 +40,25 @@ export class PecPartner extends PecPartnerClient {
     list: () => this.list('/v1/prices'),
   };
 
+  /** Sandbox only (`sk_test_` keys): settle test top-ups and domain checks as the bank and DNS would. */
+  readonly testHelpers = {
+    creditTopUp: (id: string, call: Call = {}) => this.post('/v1/test_helpers/top-ups/{id}/credit', { path: { id }, ...call }),
+    failTopUp: (id: string, body: Schemas['TestTopUpFail'] = {}, call: Call = {}) => this.post('/v1/test_helpers/top-ups/{id}/fail', { path: { id }, body, ...call }),
+    expireTopUp: (id: string, call: Call = {}) => this.post('/v1/test_helpers/top-ups/{id}/expire', { path: { id }, ...call }),
+    verifyDomain: (id: string, call: Call = {}) => this.post('/v1/test_helpers/domains/{id}/verify', { path: { id }, ...call }),
+    degradeDomain: (id: string, call: Call = {}) => this.post('/v1/test_helpers/domains/{id}/degrade', { path: { id }, ...call }),
+    decertifyDomain: (id: string, call: Call = {}) => this.post('/v1/test_helpers/domains/{id}/decertify', { path: { id }, ...call }),
+  };
+
+  /** Sandbox only: a test clock freezes the test world's time; advancing it makes renewals and expiries happen now. */
+  readonly testClocks = {
+    create: (body: Schemas['TestClockCreate'] = {}, call: Call = {}) => this.post('/v1/test_clocks', { body, ...call }),
+    retrieve: (id: string, call: Call = {}) => this.get('/v1/test_clocks/{id}', { path: { id }, ...call }),
+    advance: (id: string, frozenTime: string, call: Call = {}) => this.post('/v1/test_clocks/{id}/advance', { path: { id }, body: { frozen_time: frozenTime }, ...call }),
+    del: (id: string, call: Call = {}) => this.delete('/v1/test_clocks/{id}', { path: { id }, ...call }),
+    list: () => this.list('/v1/test_clocks'),
+  };
+
   /** `verify(rawBody, headers, secret)`: also importable on its own, for receivers that hold no API key. */
   readonly webhooks = webhooks;
 
