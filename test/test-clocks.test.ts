@@ -234,3 +234,27 @@ t.test('an advance cut off mid-way resumes from its last step', async (t) => {
   t.match((await test.get(`/v1/test_clocks/${clock.id}`)).body, { status: 'ready', frozen_time: '2031-01-02T00:00:00.000Z' });
   t.equal((await test.get(`/v1/mailboxes/${box.id}`)).body.expires_at, '2032-01-01T00:00:00.000Z');
 });
+
+t.test("invitations live on the world's clock: accepted at its time, expired by its advance", async (t) => {
+  const { h, p, test, advance, mailbox } = await setup(t);
+  // A clock behind real time: by real time these invitations would have run out already.
+  const clock = (await test.post('/v1/test_clocks', { frozen_time: '2026-01-01T00:00:00Z' })).body;
+  await testCredit(h, p, 5000);
+  const box = await mailbox(test, 'delega', await test.customer(), { plan: 'pro' });
+  t.equal((await test.post(`/v1/mailboxes/${box.id}/addons`, { kind: 'delegation_seat', quantity: 1 })).status, 201);
+  const invite = async (email: string) => {
+    const invited = await test.post(`/v1/mailboxes/${box.id}/delegations`, { email, mode: 'read_only' });
+    if (invited.status !== 201) throw new Error(JSON.stringify(invited.body));
+    return invited.body as { id: string; invitation: { token: string; expires_at: string } };
+  };
+  const first = await invite('anna@example.com');
+  const second = await invite('bruno@example.com');
+  t.equal(first.invitation.expires_at, '2026-01-08T00:00:00.000Z');
+  const accepted = await h.app.inject({ method: 'POST', url: '/v1/delegation-invitations/accept', payload: { token: first.invitation.token, password: 'anna-secret-2026' } });
+  t.equal(accepted.statusCode, 200, accepted.body);
+  t.equal(JSON.parse(accepted.body).accepted_at, '2026-01-01T00:00:00.000Z');
+
+  await advance(clock.id, '2026-01-09T00:00:00Z');
+  t.match((await test.get(`/v1/mailboxes/${box.id}/delegations/${second.id}`)).body, { status: 'expired', updated_at: '2026-01-08T00:00:00.000Z' });
+  t.equal((await test.get(`/v1/mailboxes/${box.id}/delegations/${first.id}`)).body.status, 'active');
+});

@@ -1,6 +1,7 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { eq, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
-import { testClocks } from '@pec-partner/db';
+import { testClocks, type DbOrTx } from '@pec-partner/db';
+import type { Clock } from '../clock.ts';
 
 /**
  * Which partners a run of a periodic task (renewals, expiries, re-checks) works on. The scheduled run passes none:
@@ -16,4 +17,13 @@ export function inTaskScope(partnerColumn: PgColumn | SQL, scope: TaskScope = {}
   return scope.partnerId !== undefined
     ? sql`${partnerColumn} = ${scope.partnerId}`
     : sql`${partnerColumn} not in (select ${testClocks.partnerId} from ${testClocks})`;
+}
+
+/**
+ * The time of a partner's world: its test clock's frozen time, or the clock's. For the doors that learn the world
+ * only from what they find (an invitation token), after the request's own time was set.
+ */
+export async function worldNow(db: DbOrTx, clock: Clock, partnerId: string): Promise<Date> {
+  const [row] = await db.select({ frozenTime: testClocks.frozenTime }).from(testClocks).where(eq(testClocks.partnerId, partnerId));
+  return row?.frozenTime ?? clock.now();
 }

@@ -1,4 +1,4 @@
-import { inTaskScope, type TaskScope } from '../../sandbox/task-scope.ts';
+import { inTaskScope, worldNow, type TaskScope } from '../../sandbox/task-scope.ts';
 import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, lt, lte } from 'drizzle-orm';
 import { delegateAccounts, delegations, mailboxes, type Db, type DbOrTx, type DelegationMode, type DelegationStatus } from '@pec-partner/db';
@@ -261,9 +261,10 @@ const invitationProblem = (status: number, code: string, detail: string) => new 
  */
 export async function acceptInvitation(deps: DelegationDeps, token: string, password: string) {
   const hash = sha256(token.trim());
-  const now = deps.clock.now();
   const [invitation] = await deps.db.select().from(delegations).where(eq(delegations.inviteTokenHash, hash));
   if (!invitation) throw new ProblemError(404, 'invitation_not_found', 'Resource not found', 'No invitation has this token.');
+  // The token names the world: a test world on its test clock accepts at the clock's time.
+  const now = await worldNow(deps.db, deps.clock, invitation.partnerId);
   if (invitation.status === 'active') throw invitationProblem(409, 'invitation_already_accepted', `This invitation was accepted on ${invitation.acceptedAt!.toISOString()}.`);
   if (invitation.status === 'revoked') throw invitationProblem(410, 'invitation_revoked', 'The invitation was revoked; ask the mailbox holder for a new one.');
   if (statusAt(invitation, now) === 'expired') {
