@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { harness, json } from './helpers/harness.ts';
-import { crossWalk, headersFor } from './helpers/openapi-walk.ts';
+import { crossWalk, headersFor, testModeOnly } from './helpers/openapi-walk.ts';
 import { buildWorld } from './helpers/world.ts';
 
 t.test('another partner\'s ids: every operation answers as for a missing id, and changes nothing', async (t) => {
@@ -26,10 +26,10 @@ t.test('another partner\'s ids: every operation answers as for a missing id, and
     return out;
   };
   const before = await snapshot();
-  // Test helpers answer a live key 403 whatever the id; the intruder's sandbox key addresses them (its own world's
+  // Test helpers and test clocks answer a live key 403 whatever the id; the intruder's sandbox key addresses them (its own world's
   // objects are not the victim's either). The sandbox test walks the two worlds of one partner.
   const { compared, failures } = await crossWalk(h, intruder, victim, {
-    headersOf: (operation) => (operation.path.startsWith('/v1/test_helpers/') ? intruder.partner.test.headers : headersFor(intruder, operation)),
+    headersOf: (operation) => (testModeOnly(operation.path) ? intruder.partner.test.headers : headersFor(intruder, operation)),
   });
 
   t.ok(compared > 150, `${compared} foreign-id requests compared with missing-id ones`);

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { harness, json, TEST_BANK, TEST_FISCAL_DATA, type Harness } from './helpers/harness.ts';
 import { api, creditPartner } from './helpers/fixtures.ts';
-import { checkAnswer, crossWalk, headersFor, operations, send, urlFor } from './helpers/openapi-walk.ts';
+import { checkAnswer, crossWalk, headersFor, operations, send, testModeOnly, urlFor } from './helpers/openapi-walk.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 
 type Inject = Harness['app']['inject'];
@@ -73,8 +73,8 @@ t.test('test and live never see each other: every operation, both ways, answers 
   const testOnLive = await crossWalk(h, sandbox, live);
   t.ok(testOnLive.compared > 150, `${testOnLive.compared} live ids addressed with the test key`);
   t.same(testOnLive.failures, [], 'with the test key, a live id is a missing id');
-  // Test helpers answer the live key 403 whatever the id (checked below).
-  const liveOnTest = await crossWalk(h, live, sandbox, { skip: (operation) => operation.path.startsWith('/v1/test_helpers/') });
+  // Test helpers and test clocks answer the live key 403 whatever the id (checked below).
+  const liveOnTest = await crossWalk(h, live, sandbox, { skip: (operation) => testModeOnly(operation.path) });
   t.ok(liveOnTest.compared > 150, `${liveOnTest.compared} test ids addressed with the live key`);
   t.same(liveOnTest.failures, [], 'with the live key, a test id is a missing id');
 
@@ -86,8 +86,8 @@ t.test('test and live never see each other: every operation, both ways, answers 
   t.ok(liveReads.checked > 40, `${liveReads.checked} live reads`);
   t.same(liveReads.failures, [], 'live answers: livemode true everywhere, no test object in any list');
 
-  // A live key on a test helper: 403 test_mode_only, for its own objects as for any.
-  for (const operation of operations.filter((op) => op.path.startsWith('/v1/test_helpers/'))) {
+  // A live key on a test helper or a test clock: 403 test_mode_only, for its own objects as for any.
+  for (const operation of operations.filter((op) => testModeOnly(op.path))) {
     const sent = await send(h, operation, urlFor(live, operation), live.partner.headers);
     t.match({ status: sent.status, body: JSON.parse(sent.body) }, { status: 403, body: { code: 'test_mode_only' } }, `${operation.path} refuses the live key`);
   }

@@ -202,3 +202,6 @@ export async function crossWalk(
   }
   return { compared, failures };
 }
+
+/** Operations of the sandbox only (test helpers, test clocks): a live key or token is refused 403 `test_mode_only`. */
+export const testModeOnly = (path: string): boolean => path.startsWith('/v1/test_helpers/') || path.startsWith('/v1/test_clocks');

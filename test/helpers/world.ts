@@ -83,6 +83,8 @@ export async function buildWorld(h: Harness, name: string, { sandboxOf }: { sand
   const invoices = await must('invoices', client.get('/v1/invoices?limit=1'));
   if (!invoices.data[0] && !sandboxOf) throw new Error(`${name}: the confirmed top-up issued no invoice`);
   if (invoices.data[0] && sandboxOf) throw new Error(`${name}: a test top-up issued an invoice`);
+  // A test clock lives in a sandbox only; a live world names one that exists nowhere (its routes refuse live keys).
+  const testClock = sandboxOf ? (await must('test clock', client.post('/v1/test_clocks', { name: 'walk' }))).id : 'clk_01mdx00000zzzzzzzzzzzzzzzz';
   const pending = await must('pending top-up', client.post('/v1/credit/top-ups', { amount: 1_000, currency: 'EUR' }));
   const operator = await h.operator('full');
   const spareOperatorKey = await h.operator('read_only');
@@ -102,7 +104,7 @@ export async function buildWorld(h: Harness, name: string, { sandboxOf }: { sand
       customer, domain: domain.id, mailbox: mailbox.id, otherMailbox: other.id, addon: addon.id, delegation: delegation.id,
       supervisor: supervisor.id, contact: contact.id, list: list.id, campaign: campaign.id, endpoint: endpoint.id,
       message, event: events.data[0].id, apiKey: secondKey.id, partner: partner.id, topUp: pending.id, operatorKey: spareOperatorKey.id,
-      invoice: invoices.data[0]?.id ?? 'inv_01mdx00000zzzzzzzzzzzzzzzz', priceList: priceList.id, statementLine: line.id,
+      invoice: invoices.data[0]?.id ?? 'inv_01mdx00000zzzzzzzzzzzzzzzz', priceList: priceList.id, statementLine: line.id, testClock,
     },
     holderAuth,
     operatorHeaders: operator.headers,
@@ -123,7 +125,7 @@ export function idFor(world: World, path: string, param: string): string {
     'api-keys': 'apiKey', customers: 'customer', domains: 'domain', mailboxes: 'mailbox', addons: 'addon', delegations: 'delegation',
     supervisors: 'supervisor', supervisions: 'supervisor', contacts: 'contact', members: 'contact', lists: 'list', campaigns: 'campaign',
     messages: 'message', events: 'event', 'webhook-endpoints': 'endpoint', 'top-ups': 'topUp', partners: 'partner', invoices: 'invoice',
-    'price-lists': 'priceList', 'bank-statement-lines': 'statementLine',
+    'price-lists': 'priceList', 'bank-statement-lines': 'statementLine', test_clocks: 'testClock',
   };
   if (path.startsWith('/v1/supervisors/') && param === 'mailbox') return world.ids.otherMailbox!;
   if (path.startsWith('/v1/operator/api-keys/')) return world.ids.operatorKey!;
