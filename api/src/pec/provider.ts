@@ -17,22 +17,8 @@ export const sandboxProviderName = (providerName: string): string => `${provider
  * of its own and listed in no provider index, so a test receipt never verifies as one of the live provider's.
  */
 export async function ensureSandboxIdentity(db: Db, clock: Clock, config: PecConfig, serviceDomain: string): Promise<ProviderIdentity> {
-  const stored = await read(db, SANDBOX);
-  if (stored) return stored;
-  const created = await createProviderIdentity({ providerName: sandboxProviderName(config.providerName), domain: serviceDomain, now: clock.now(), commonNameNote: 'senza valore legale' });
-  await db
-    .insert(providerIdentities)
-    .values({
-      id: SANDBOX,
-      providerName: created.providerName,
-      serviceAddress: created.serviceAddress,
-      caCertificatePem: created.caCertificatePem,
-      certificatePem: created.certificatePem,
-      privateKeyPem: created.privateKeyPem,
-      createdAt: clock.now(),
-    })
-    .onConflictDoNothing();
-  return (await read(db, SANDBOX))!;
+  return storedOrCreated(db, clock, SANDBOX, () =>
+    createProviderIdentity({ providerName: sandboxProviderName(config.providerName), domain: serviceDomain, now: clock.now(), commonNameNote: 'senza valore legale' }));
 }
 
 /**
@@ -47,13 +33,21 @@ export async function ensureProviderIdentity(db: Db, clock: Clock, config: PecCo
     );
     return loadProviderIdentity({ providerName: config.providerName, certificatePem: certificatePem!, privateKeyPem: privateKeyPem!, caCertificatePem: caCertificatePem! });
   }
-  const stored = await read(db);
+  return storedOrCreated(db, clock, CURRENT, () => createProviderIdentity({ providerName: config.providerName, domain: serviceDomain, now: clock.now() }));
+}
+
+/**
+ * The identity stored under `id`, created on first need. Concurrent first starts race on the insert; the loser
+ * reads the winner's identity, so every process signs with the same key.
+ */
+async function storedOrCreated(db: Db, clock: Clock, id: string, create: () => ReturnType<typeof createProviderIdentity>): Promise<ProviderIdentity> {
+  const stored = await read(db, id);
   if (stored) return stored;
-  const created = await createProviderIdentity({ providerName: config.providerName, domain: serviceDomain, now: clock.now() });
+  const created = await create();
   await db
     .insert(providerIdentities)
     .values({
-      id: CURRENT,
+      id,
       providerName: created.providerName,
       serviceAddress: created.serviceAddress,
       caCertificatePem: created.caCertificatePem,
@@ -62,7 +56,7 @@ export async function ensureProviderIdentity(db: Db, clock: Clock, config: PecCo
       createdAt: clock.now(),
     })
     .onConflictDoNothing();
-  return (await read(db))!;
+  return (await read(db, id))!;
 }
 
 async function read(db: Db, id = CURRENT): Promise<ProviderIdentity | null> {
