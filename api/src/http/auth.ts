@@ -26,6 +26,11 @@ declare module 'fastify' {
      * address and password), or either.
      */
     callers?: 'partner' | 'holder' | 'partner_or_holder' | 'operator';
+    /**
+     * Sandbox-only operations (test helpers, test clocks): a live key or token is refused here, 403 `test_mode_only`,
+     * before ids are looked up or the body is read, whatever else is wrong with the request.
+     */
+    testModeOnly?: boolean;
     /** On operator routes: the least scope the operator key must have (`read_only` < `billing` < `full`). */
     operatorScope?: OperatorScope;
     /**
@@ -81,6 +86,14 @@ function authorizeActor(request: FastifyRequest, holder: HolderPrincipal, routeM
   if (routeMailbox !== undefined && routeMailbox !== holder.mailboxId) return holder;
   assertMayPerform(holder.actor, request.routeOptions.config.mailboxOperation, `${request.method} ${request.routeOptions.url}`);
   return holder;
+}
+
+/** A live principal on a sandbox-only route is refused before anything else is looked at. */
+function inRouteWorld(request: FastifyRequest, principal: Principal): Principal {
+  if (request.routeOptions.config.testModeOnly && principal.livemode) {
+    throw forbidden('test_mode_only', 'This operation exists in test mode (the sandbox) only: call it with a test key (`sk_test_…`) or its token.');
+  }
+  return principal;
 }
 
 export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: TokenService): void {
@@ -154,13 +167,13 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
     if (isPartnerSecret(credential)) {
       const principal = await authenticateSecret(db, clock, credential);
       if (!principal) throw unauthorized('invalid_api_key', 'The API key is unknown or has been revoked.');
-      request.principal = principal;
+      request.principal = inRouteWorld(request, principal);
       return;
     }
     const principal = await tokens.verify(credential);
     if (!principal || !(await isKeyActive(db, principal.partnerId, principal.apiKeyId))) {
       throw unauthorized('invalid_token', 'The access token is invalid, expired, or its API key was revoked.');
     }
-    request.principal = principal;
+    request.principal = inRouteWorld(request, principal);
   });
 }

@@ -40,6 +40,7 @@ export async function testClockRoutes(app: App, deps: TestClockDeps & { testCloc
   const testOnly = 'Test mode only (`sk_test_` keys); a live key gets 403 `test_mode_only`.';
 
   app.post('/v1/test_clocks', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'createTestClock',
       tags,
@@ -64,6 +65,7 @@ export async function testClockRoutes(app: App, deps: TestClockDeps & { testCloc
   });
 
   app.get('/v1/test_clocks', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'listTestClocks',
       tags,
@@ -78,6 +80,7 @@ export async function testClockRoutes(app: App, deps: TestClockDeps & { testCloc
   });
 
   app.get('/v1/test_clocks/:id', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'getTestClock',
       tags,
@@ -89,6 +92,7 @@ export async function testClockRoutes(app: App, deps: TestClockDeps & { testCloc
   }, async (request) => getTestClock(deps, testPartnerOf(request), request.params.id));
 
   app.post('/v1/test_clocks/:id/advance', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'advanceTestClock',
       tags,
@@ -116,6 +120,7 @@ export async function testClockRoutes(app: App, deps: TestClockDeps & { testCloc
   });
 
   app.delete('/v1/test_clocks/:id', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'deleteTestClock',
       tags,

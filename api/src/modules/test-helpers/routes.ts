@@ -37,6 +37,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   const bank = config.bankAccount;
 
   app.post('/v1/test_helpers/top-ups/:id/credit', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperCreditTopUp',
       tags,
@@ -56,6 +57,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   });
 
   app.post('/v1/test_helpers/top-ups/:id/fail', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperFailTopUp',
       tags,
@@ -75,6 +77,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   });
 
   app.post('/v1/test_helpers/top-ups/:id/expire', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperExpireTopUp',
       tags,
@@ -90,6 +93,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   });
 
   app.post('/v1/test_helpers/domains/:id/verify', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperVerifyDomain',
       tags,
@@ -104,6 +108,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   }, async (request) => verifyTestDomain(deps, testCaller(request).partnerId, request.params.id, request.id));
 
   app.post('/v1/test_helpers/domains/:id/degrade', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperDegradeDomain',
       tags,
@@ -115,6 +120,7 @@ export async function testHelperRoutes(app: App, deps: AppDeps): Promise<void> {
   }, async (request) => failTestDomainCheck(deps, testCaller(request).partnerId, request.params.id, 'degrade'));
 
   app.post('/v1/test_helpers/domains/:id/decertify', {
+    config: { testModeOnly: true },
     schema: {
       operationId: 'testHelperDecertifyDomain',
       tags,
