@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { defaultPriceList, ensureDefaultPriceList } from '@pec-partner/api';
+import { defaultPriceList, ensureDefaultPriceList, pricesFor } from '@pec-partner/api';
 import { json, harness, DAYS, TEST_BANK, type Harness } from './helpers/harness.ts';
 import { api, creditPartner } from './helpers/fixtures.ts';
 
@@ -98,6 +98,12 @@ t.test('a partner pays its own list, the version in force at each charge, renewa
   const first = await mailbox(b, 'big-one');
   await mailbox(s, 'small-one');
   t.same(await mailboxCharges(b), [-1_900], 'list B: the pro plan at 19.00');
+  // Before list B's first version took effect (a sandbox's test clock may stand in the past), B's first version
+  // still applies, to the partner and to its sandbox: never the default list, never a 500.
+  for (const id of [big.id, big.test.id]) {
+    t.match(await pricesFor(h.database.db, id, new Date('2001-01-01T00:00:00Z')), { listId: listB.id, version: 1 }, `${id === big.id ? 'live' : 'sandbox'}: list B's first version before it took effect`);
+  }
+  t.match(await pricesFor(h.database.db, big.test.id, h.clock.now()), { listId: listB.id }, 'the sandbox pays its live partner\'s list');
   t.same(await mailboxCharges(s), [-2_500], 'the default list: 25.00');
 
   // A version scheduled 10 days ahead: announced to the partner, applied only once the clock passes it.

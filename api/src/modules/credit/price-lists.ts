@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lt, sql } from 'drizzle-orm';
 import { DEFAULT_PRICE_LIST_ID, partners, priceLists, priceListVersions, type DbOrTx } from '@pec-partner/db';
 import type { Clock } from '../../clock.ts';
 import { newId } from '../../ids.ts';
@@ -37,12 +37,18 @@ export async function pricesFor(db: DbOrTx, partnerId: string, at: Date): Promis
       prices: priceListVersions.prices,
     })
     .from(priceListVersions)
-    .where(and(eq(priceListVersions.priceListId, listOfPartner(partnerId)), lte(priceListVersions.effectiveFrom, at)))
-    .orderBy(desc(priceListVersions.effectiveFrom), desc(priceListVersions.version))
+    .where(eq(priceListVersions.priceListId, listOfPartner(partnerId)))
+    // The version in force at `at`; before the list's first version took effect (a sandbox's test clock may stand in
+    // the past), the first version: a partner pays its own list at any date, never another's.
+    .orderBy(
+      sql`(${priceListVersions.effectiveFrom} <= ${at.toISOString()}::timestamptz) desc`,
+      sql`case when ${priceListVersions.effectiveFrom} <= ${at.toISOString()}::timestamptz then ${priceListVersions.effectiveFrom} end desc nulls last`,
+      asc(priceListVersions.effectiveFrom),
+      desc(priceListVersions.version),
+    )
     .limit(1);
-  // Version 1 of every list takes effect when the list is made (the default list's: at the epoch), so this means a
-  // clock set before the list existed, or a default list never seeded (buildApp seeds it).
-  if (!row) throw new Error(`No price list version is in force for partner '${partnerId}' at ${at.toISOString()}.`);
+  // Only a default list never seeded (the start-up seeds it) leaves a partner without a version.
+  if (!row) throw new Error(`No price list version exists for partner '${partnerId}'.`);
   return { ...row, prices: row.prices as unknown as PriceListConfig };
 }
 
