@@ -7,6 +7,7 @@ import { assertMayPerform, type MailboxOperation } from '../modules/delegations/
 import { authenticateMailboxUser, type HolderPrincipal } from '../modules/messages/holders.ts';
 import { authenticateMailboxSession } from '../modules/supervisors/sessions.ts';
 import { ProblemError } from './problem.ts';
+import { testModeOnly } from '../sandbox/test-mode.ts';
 import type { OperatorScope } from '@pec-partner/db';
 import { authenticateOperatorSecret, OPERATOR_KEY_PREFIX, scopeAllows, type OperatorPrincipal } from '../modules/operator/keys.ts';
 import type { AuditActorRef } from '../modules/operator/audit.ts';
@@ -91,7 +92,7 @@ function authorizeActor(request: FastifyRequest, holder: HolderPrincipal, routeM
 /** A live principal on a sandbox-only route is refused before anything else is looked at. */
 function inRouteWorld(request: FastifyRequest, principal: Principal): Principal {
   if (request.routeOptions.config.testModeOnly && principal.livemode) {
-    throw forbidden('test_mode_only', 'This operation exists in test mode (the sandbox) only: call it with a test key (`sk_test_…`) or its token.');
+    throw testModeOnly();
   }
   return principal;
 }

@@ -16,7 +16,7 @@ export async function isLivePartner(db: DbOrTx, partnerId: string): Promise<bool
 export const ofLivePartner = (partnerIdColumn: PgColumn): SQL =>
   sql`${partnerIdColumn} in (select ${partners.id} from ${partners} where ${partners.livemode})`;
 
-/** The answer of a test helper to a live key or token: test helpers drive the sandbox only. */
+/** The answer of a sandbox-only route (test helpers, test clocks) to a live key or token. */
 export const testModeOnly = (): ProblemError =>
   new ProblemError(403, 'test_mode_only', 'Forbidden',
-    'Test helpers work in test mode only: call them with a test key (`sk_test_…`) or its token. Live objects change only as real events happen.');
+    'This operation exists in test mode (the sandbox) only: call it with a test key (`sk_test_…`) or its token. Live objects change only as real events happen.');

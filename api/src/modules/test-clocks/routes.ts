@@ -4,7 +4,7 @@ import { testClockStatuses } from '@pec-partner/db';
 import type { App } from '../../deps.ts';
 import { partnerOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
-import { ProblemError, problemResponses } from '../../http/problem.ts';
+import { problemResponses } from '../../http/problem.ts';
 import {
   advanceTestClock, createTestClock, deleteTestClock, getTestClock, listTestClocks, MAX_ADVANCE_YEARS, type TestClockDeps, type TestClockRunner,
 } from './service.ts';
@@ -26,14 +26,8 @@ const TestClock = Type.Object(
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^clk_[0-9a-z]{26}$', description: 'A test clock id (`clk_…`).' }) }, { additionalProperties: false });
 
-/** Test clocks exist in the sandbox only: a live key gets this 403. */
-function testPartnerOf(request: FastifyRequest): string {
-  const principal = partnerOf(request);
-  if (principal.livemode) {
-    throw new ProblemError(403, 'test_mode_only', 'Forbidden', 'Test clocks exist in test mode only: use a test key (`sk_test_…`).');
-  }
-  return principal.partnerId;
-}
+/** Every route here is `testModeOnly`: authentication has refused live keys already (403 `test_mode_only`). */
+const testPartnerOf = (request: FastifyRequest): string => partnerOf(request).partnerId;
 
 export async function testClockRoutes(app: App, deps: TestClockDeps & { testClocks: TestClockRunner }): Promise<void> {
   const tags = ['Test clocks'];
