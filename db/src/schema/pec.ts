@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint, bigserial, boolean, check, customType, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex,
+  bigint, bigserial, boolean, check, customType, foreignKey, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex,
+  type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { mailboxes } from './mailboxes.ts';
 import { partners } from './partners.ts';
@@ -86,12 +87,20 @@ export const pecRecipients = pgTable(
   (t) => [primaryKey({ columns: [t.transactionId, t.address] })],
 );
 
-export const mailboxFolders = ['inbox', 'sent', 'receipts', 'archive'] as const;
-export type MailboxFolder = (typeof mailboxFolders)[number];
+/**
+ * The folders every mailbox has. A holder may add folders of its own (IMAP CREATE, the REST folders API): their
+ * names are paths with `/` between levels, and never one of these names in any letter case.
+ */
+export const mailboxFolders = ['inbox', 'sent', 'receipts', 'archive', 'drafts', 'trash'] as const;
+export type SystemFolder = (typeof mailboxFolders)[number];
+/** A system folder's name or a user folder's path. */
+export type MailboxFolder = string;
 
 export const storedMessageKinds = [
   'original', 'transport_envelope', 'anomaly_envelope', 'acceptance', 'non_acceptance', 'take_charge', 'delivery',
   'non_delivery', 'delay_warning', 'timeout', 'virus_detection', 'non_delivery_virus',
+  // Put in the mailbox by the holder's mail client (IMAP APPEND): stored, never sent, not certified.
+  'appended',
 ] as const;
 export type StoredMessageKind = (typeof storedMessageKinds)[number];
 
@@ -104,7 +113,7 @@ export const mailboxMessages = pgTable(
   {
     id: text('id').primaryKey(),
     mailboxId: text('mailbox_id').references(() => mailboxes.id),
-    folder: text('folder', { enum: mailboxFolders }).notNull(),
+    folder: text('folder').notNull(),
     kind: text('kind', { enum: storedMessageKinds }).notNull(),
     /** Message-ID of this message (without angle brackets). */
     messageId: text('message_id').notNull(),
@@ -114,15 +123,67 @@ export const mailboxMessages = pgTable(
     fromAddress: text('from_address').notNull(),
     sizeBytes: integer('size_bytes').notNull(),
     seen: boolean('seen').notNull().default(false),
+    answered: boolean('answered').notNull().default(false),
+    flagged: boolean('flagged').notNull().default(false),
+    draft: boolean('draft').notNull().default(false),
+    /** Marked for removal (IMAP \\Deleted): gone at the next expunge. */
+    deleted: boolean('deleted').notNull().default(false),
+    /** IMAP keywords ($Forwarded, $Label1…), as the client wrote them. */
+    keywords: text('keywords').array().notNull().default(sql`'{}'::text[]`),
+    /**
+     * IMAP UID in its folder and the modification sequence of its last change (RFC 7162), both allocated by the
+     * trigger `mailbox_messages_track` from the folder's row, never by a process. Null in the service mailbox.
+     */
+    uid: integer('uid'),
+    modseq: bigint('modseq', { mode: 'number' }),
+    /** ENVELOPE and BODYSTRUCTURE as IMAP shows them, computed once on first FETCH (the content never changes). */
+    imapSummary: jsonb('imap_summary'),
     content: bytea('content').notNull(),
     dedupeKey: text('dedupe_key').notNull(),
+    /** Also the IMAP INTERNALDATE. */
     storedAt: timestamp('stored_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [
     uniqueIndex('mailbox_messages_dedupe_key').on(sql`coalesce(${t.mailboxId}, '')`, t.dedupeKey),
     index('mailbox_messages_folder_idx').on(t.mailboxId, t.folder, t.id),
+    uniqueIndex('mailbox_messages_uid_key').on(t.mailboxId, t.folder, t.uid),
+    index('mailbox_messages_modseq_idx').on(t.mailboxId, t.folder, t.modseq),
     index('mailbox_messages_pec_idx').on(t.pecMessageId),
+    // A message is in a folder that exists; renaming a folder carries its messages along (their UIDs stay).
+    foreignKey({ name: 'mailbox_messages_folder_fk', columns: [t.mailboxId, t.folder], foreignColumns: [mailboxFolderRows.mailboxId, mailboxFolderRows.name] as [AnyPgColumn, AnyPgColumn] }).onUpdate('cascade'),
+    check('mailbox_messages_uid_check', sql`${t.mailboxId} is null or (${t.uid} is not null and ${t.modseq} is not null)`),
   ],
+);
+
+/**
+ * A mailbox's folders, system and user ones. The row is the folder's IMAP state: UIDVALIDITY (from a sequence, so
+ * never reused), the next UID and the highest modification sequence. Every message change takes them from here
+ * under the row's lock, so UIDs and MODSEQs are strictly ascending in commit order whatever process writes.
+ */
+export const mailboxFolderRows = pgTable(
+  'mailbox_folders',
+  {
+    mailboxId: text('mailbox_id').notNull().references(() => mailboxes.id),
+    name: text('name').notNull(),
+    uidValidity: bigint('uid_validity', { mode: 'number' }).notNull().default(sql`nextval('mailbox_uid_validity_seq')`),
+    uidNext: integer('uid_next').notNull().default(1),
+    highestModseq: bigint('highest_modseq', { mode: 'number' }).notNull().default(1),
+    subscribed: boolean('subscribed').notNull().default(true),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.mailboxId, t.name] })],
+);
+
+/** Messages that left a folder (expunged, deleted or moved out), with the MODSEQ of their leaving (QRESYNC, RFC 7162). */
+export const mailboxExpunges = pgTable(
+  'mailbox_expunges',
+  {
+    mailboxId: text('mailbox_id').notNull(),
+    folder: text('folder').notNull(),
+    uid: integer('uid').notNull(),
+    modseq: bigint('modseq', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('mailbox_expunges_modseq_idx').on(t.mailboxId, t.folder, t.modseq)],
 );
 
 /**

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { mailboxFolders, receiptTypes, storedMessageKinds } from '@pec-partner/db';
+import { receiptTypes, storedMessageKinds } from '@pec-partner/db';
 import type { FastifyRequest } from 'fastify';
 import type { App, AppDeps } from '../../deps.ts';
 import { holderOf } from '../../http/auth.ts';
@@ -15,11 +15,15 @@ const security: Array<Record<string, string[]>> = [{ mailboxBasic: [] }, { mailb
 /** A supervisor's session never sends: only the holder and collaborators whose delegation allows it. */
 const sendSecurity: Array<Record<string, string[]>> = [{ mailboxBasic: [] }];
 const time = Type.String({ format: 'date-time' });
+const Folder = Type.String({
+  minLength: 1, maxLength: 255,
+  description: 'A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder\'s own, levels separated by `/`.',
+});
 
 const messageProperties = {
   id: Type.String({ description: 'Prefixed `msg_`.' }),
   object: Type.Literal('mailbox_message'),
-  folder: Type.Enum(mailboxFolders),
+  folder: Folder,
   kind: Type.Enum(storedMessageKinds, { description: 'What the message is: a transport envelope, a receipt of some type, your own sent original…' }),
   message_id: Type.String(),
   pec_message_id: Type.Union([Type.String(), Type.Null()], { description: 'The PEC msgid of the transaction this message belongs to.' }),
@@ -27,6 +31,9 @@ const messageProperties = {
   from: Type.String(),
   size_bytes: Type.Integer(),
   seen: Type.Boolean(),
+  flagged: Type.Boolean({ description: 'Flagged for attention (IMAP \\Flagged).' }),
+  answered: Type.Boolean({ description: 'Answered (IMAP \\Answered).' }),
+  keywords: Type.Array(Type.String(), { description: 'Keywords set by mail clients (IMAP), such as `$Forwarded`.' }),
   stored_at: time,
 };
 const MailboxMessage = Type.Object(messageProperties, { title: 'MailboxMessage' });
@@ -129,7 +136,7 @@ export async function messageRoutes(app: App, deps: AppDeps & { engine: PecEngin
       response: {
         200: Type.Object({
           object: Type.Literal('list'),
-          data: Type.Array(Type.Object({ object: Type.Literal('mailbox_folder'), name: Type.Enum(mailboxFolders), total: Type.Integer(), unread: Type.Integer(), size_bytes: Type.Integer() }, { title: 'MailboxFolder' })),
+          data: Type.Array(Type.Object({ object: Type.Literal('mailbox_folder'), name: Folder, system: Type.Boolean({ description: 'A folder every mailbox has; the others are the holder\'s own.' }), total: Type.Integer(), unread: Type.Integer(), size_bytes: Type.Integer() }, { title: 'MailboxFolder' })),
         }, { title: 'MailboxFolderList' }),
         ...problemResponses(403, 404),
       },
@@ -146,7 +153,7 @@ export async function messageRoutes(app: App, deps: AppDeps & { engine: PecEngin
       params: IdParams,
       querystring: Type.Object({
         ...ListQuery,
-        folder: Type.Optional(Type.Enum(mailboxFolders)),
+        folder: Type.Optional(Folder),
         seen: Type.Optional(Type.Boolean()),
         pec_message_id: Type.Optional(Type.String({ description: 'Everything about one transaction: its envelope or its receipts.' })),
       }, { additionalProperties: false }),
@@ -206,10 +213,10 @@ export async function messageRoutes(app: App, deps: AppDeps & { engine: PecEngin
     schema: {
       operationId: 'updateMessage',
       tags: ['Messages'],
-      summary: 'Mark seen or unseen, or move to another folder (e.g. the archive)',
+      summary: 'Mark seen or flagged, or move to another folder (e.g. the archive)',
       security,
       params: MessageParams,
-      body: Type.Object({ seen: Type.Optional(Type.Boolean()), folder: Type.Optional(Type.Enum(mailboxFolders)) }, { title: 'MessageUpdate', additionalProperties: false, minProperties: 1 }),
+      body: Type.Object({ seen: Type.Optional(Type.Boolean()), flagged: Type.Optional(Type.Boolean()), folder: Type.Optional(Folder) }, { title: 'MessageUpdate', additionalProperties: false, minProperties: 1 }),
       response: { 200: MailboxMessage, ...problemResponses(403, 404, 409) },
     },
   }, async (request) => {

@@ -1,12 +1,14 @@
 import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { simpleParser } from 'mailparser';
-import { mailboxes, mailboxFolders, mailboxMessages, pecTransactions, type Db, type MailboxFolder } from '@pec-partner/db';
+import { mailboxMessages, pecTransactions, type Db, type MailboxFolder } from '@pec-partner/db';
 import { conflict, notFound } from '../../http/problem.ts';
 import { adjustUsage, quotaOf } from '../../pec/store.ts';
+import { folderNamed, isSystemFolder, listFolderRows, SYSTEM_FOLDERS } from '../../mailstore/folders.ts';
+import { changeFlags, moveMessages, StoreError } from '../../mailstore/messages.ts';
 
 type Row = typeof mailboxMessages.$inferSelect;
 
-export function messageView(row: Omit<Row, 'content' | 'dedupeKey'>) {
+export function messageView(row: Pick<Row, 'id' | 'folder' | 'kind' | 'messageId' | 'pecMessageId' | 'subject' | 'fromAddress' | 'sizeBytes' | 'seen' | 'flagged' | 'answered' | 'keywords' | 'storedAt'>) {
   return {
     id: row.id,
     object: 'mailbox_message' as const,
@@ -18,6 +20,9 @@ export function messageView(row: Omit<Row, 'content' | 'dedupeKey'>) {
     from: row.fromAddress,
     size_bytes: row.sizeBytes,
     seen: row.seen,
+    flagged: row.flagged,
+    answered: row.answered,
+    keywords: row.keywords,
     stored_at: row.storedAt.toISOString(),
   };
 }
@@ -27,6 +32,7 @@ const summaryColumns = {
   id: mailboxMessages.id, mailboxId: mailboxMessages.mailboxId, folder: mailboxMessages.folder, kind: mailboxMessages.kind,
   messageId: mailboxMessages.messageId, pecMessageId: mailboxMessages.pecMessageId, subject: mailboxMessages.subject,
   fromAddress: mailboxMessages.fromAddress, sizeBytes: mailboxMessages.sizeBytes, seen: mailboxMessages.seen, storedAt: mailboxMessages.storedAt,
+  flagged: mailboxMessages.flagged, answered: mailboxMessages.answered, keywords: mailboxMessages.keywords, uid: mailboxMessages.uid,
 };
 
 /**
@@ -41,6 +47,7 @@ function visible(db: Db, mailboxId: string, visibility: Visibility | undefined):
     .where(and(eq(pecTransactions.mailboxId, mailboxId), eq(pecTransactions.delegationId, visibility.delegationId))));
 }
 
+/** Every folder of the mailbox, the system ones first, with counts; user folders are named by their path. */
 export async function folderSummaries(db: Db, mailboxId: string, visibility?: Visibility) {
   const rows = await db
     .select({
@@ -53,9 +60,12 @@ export async function folderSummaries(db: Db, mailboxId: string, visibility?: Vi
     .where(and(eq(mailboxMessages.mailboxId, mailboxId), visible(db, mailboxId, visibility)))
     .groupBy(mailboxMessages.folder);
   const byFolder = new Map(rows.map((r) => [r.folder, r]));
-  return mailboxFolders.map((name) => {
+  const folders = (await listFolderRows(db, mailboxId)).map((f) => f.name);
+  const order = Object.keys(SYSTEM_FOLDERS);
+  folders.sort((a, b) => (isSystemFolder(a) ? order.indexOf(a) : order.length) - (isSystemFolder(b) ? order.indexOf(b) : order.length) || a.localeCompare(b));
+  return folders.map((name) => {
     const r = byFolder.get(name);
-    return { object: 'mailbox_folder' as const, name, total: r?.total ?? 0, unread: r?.unread ?? 0, size_bytes: Number(r?.size ?? 0) };
+    return { object: 'mailbox_folder' as const, name, system: isSystemFolder(name), total: r?.total ?? 0, unread: r?.unread ?? 0, size_bytes: Number(r?.size ?? 0) };
   });
 }
 
@@ -65,7 +75,7 @@ export async function listMessages(db: Db, mailboxId: string, query: { folder?: 
     .from(mailboxMessages)
     .where(and(
       eq(mailboxMessages.mailboxId, mailboxId),
-      query.folder ? eq(mailboxMessages.folder, query.folder) : undefined,
+      query.folder ? eq(mailboxMessages.folder, folderNamed(query.folder)) : undefined,
       query.seen === undefined ? undefined : eq(mailboxMessages.seen, query.seen),
       query.pecMessageId ? eq(mailboxMessages.pecMessageId, query.pecMessageId) : undefined,
       query.startingAfter ? lt(mailboxMessages.id, query.startingAfter) : undefined,
@@ -111,30 +121,30 @@ export async function readMessage(db: Db, mailboxId: string, id: string, visibil
   };
 }
 
-/** Marks seen/unseen and moves between folders; a move into the archive needs room in the archive quota. */
-export async function updateMessage(db: Db, mailboxId: string, id: string, change: { seen?: boolean | undefined; folder?: MailboxFolder | undefined }) {
-  return db.transaction(async (tx) => {
-    const [row] = await tx.select(summaryColumns).from(mailboxMessages).where(and(eq(mailboxMessages.id, id), eq(mailboxMessages.mailboxId, mailboxId))).for('update');
-    if (!row) throw notFound('message', id);
-    const target = change.folder ?? row.folder;
-    if (quotaOf(target) !== quotaOf(row.folder)) {
-      const [mailbox] = await tx.select().from(mailboxes).where(eq(mailboxes.id, mailboxId)).for('update');
-      const [used, total] = quotaOf(target) === 'archive'
-        ? [mailbox!.usedArchiveBytes, mailbox!.archiveQuotaBytes + mailbox!.extraArchiveBytes]
-        : [mailbox!.usedInboxBytes, mailbox!.inboxQuotaBytes + mailbox!.extraInboxBytes];
-      if (used + row.sizeBytes > total) {
-        throw conflict('quota_exceeded', `The ${quotaOf(target)} space of this mailbox (${total} bytes, ${used} used) has no room for ${row.sizeBytes} more bytes.`);
-      }
-      await adjustUsage(tx, mailboxId, quotaOf(row.folder), -row.sizeBytes);
-      await adjustUsage(tx, mailboxId, quotaOf(target), row.sizeBytes);
+/**
+ * Marks seen or flagged and moves between folders, through the same store as IMAP: a move gives the message a new
+ * UID in its new folder, and a move into the archive needs room in the archive space.
+ */
+export async function updateMessage(db: Db, mailboxId: string, id: string, change: { seen?: boolean | undefined; flagged?: boolean | undefined; folder?: MailboxFolder | undefined }) {
+  const [row] = await db.select(summaryColumns).from(mailboxMessages).where(and(eq(mailboxMessages.id, id), eq(mailboxMessages.mailboxId, mailboxId)));
+  if (!row || row.uid === null) throw notFound('message', id);
+  const view = { mailboxId, folder: row.folder, visibility: null };
+  for (const name of ['seen', 'flagged'] as const) {
+    if (change[name] === undefined || change[name] === row[name]) continue;
+    await changeFlags(db, view, [row.uid], { mode: change[name] ? 'add' : 'remove', system: { [name]: true }, keywords: [] });
+  }
+  const target = change.folder === undefined ? row.folder : folderNamed(change.folder);
+  if (target !== row.folder) {
+    try {
+      await moveMessages(db, view, [row.uid], target);
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'over_quota') throw conflict('quota_exceeded', error.message);
+      if (error instanceof StoreError && error.code === 'folder_not_found') throw notFound('folder', change.folder!);
+      throw error;
     }
-    const [updated] = await tx
-      .update(mailboxMessages)
-      .set({ folder: target, seen: change.seen ?? row.seen })
-      .where(eq(mailboxMessages.id, id))
-      .returning(summaryColumns);
-    return messageView(updated!);
-  });
+  }
+  const [updated] = await db.select(summaryColumns).from(mailboxMessages).where(eq(mailboxMessages.id, id));
+  return messageView(updated!);
 }
 
 export async function deleteMessage(db: Db, mailboxId: string, id: string) {
