@@ -192,6 +192,11 @@ export interface PecConfig {
     submissionPort: number;
     submissionTlsPort: number;
     inboundPort: number;
+    /** The holders' mail-client doors, on the same host and TLS certificate as SMTP: IMAP (STARTTLS, implicit TLS), POP3 (STLS, implicit TLS). */
+    imapPort: number;
+    imapTlsPort: number;
+    pop3Port: number;
+    pop3TlsPort: number;
     /** Fixed next hops by recipient domain; other domains go to their MX. */
     routes: Map<string, { host: string; port: number }>;
     /** Verify the certificates of other providers' SMTP servers (off only in development and tests). */
@@ -285,6 +290,10 @@ function loadPecConfig(env: NodeJS.ProcessEnv): PecConfig {
       verifyPeerTls: (env.PEC_SMTP_VERIFY_TLS ?? 'true') !== 'false',
       tlsCertificateFile: optionalFile(env, 'PEC_TLS_CERTIFICATE_FILE'),
       tlsPrivateKeyFile: optionalFile(env, 'PEC_TLS_PRIVATE_KEY_FILE'),
+      imapPort: integer(env, 'IMAP_PORT', 2143, 0, 65535),
+      imapTlsPort: integer(env, 'IMAP_TLS_PORT', 2993, 0, 65535),
+      pop3Port: integer(env, 'POP3_PORT', 2110, 0, 65535),
+      pop3TlsPort: integer(env, 'POP3_TLS_PORT', 2995, 0, 65535),
       limits: {
         maxClients: integer(env, 'PEC_SMTP_MAX_CLIENTS', 100, 1, 100_000),
         maxClientsPerAddress: integer(env, 'PEC_SMTP_MAX_CLIENTS_PER_IP', 10, 1, 100_000),

@@ -11,6 +11,10 @@ import { updateAccount } from './modules/account/service.ts';
 import { loadPriceList } from './modules/credit/prices.ts';
 import { ensureDefaultPriceList } from './modules/credit/price-lists.ts';
 import { startSmtpServers } from './pec/smtp-servers.ts';
+import { signInToMailbox } from './access/sign-in.ts';
+import { startImapServers } from './imap/server.ts';
+import { MailboxChanges } from './mailstore/changes.ts';
+import { startPop3Servers } from './pop3/server.ts';
 import { loadOrCreateTls } from './pec/tls.ts';
 
 /** Longest a SIGINT/SIGTERM shutdown may take: requests drained, workers stopped, connections closed. */
@@ -59,6 +63,10 @@ async function main(): Promise<void> {
   // The PEC engine: its identity first (generated on the very first start), then workers and SMTP front ends.
   await app.pec.identity();
   app.pec.startWorkers(config.pec.workers);
+  const doorsTls = await loadOrCreateTls(
+    { certificateFile: config.pec.smtp.tlsCertificateFile, privateKeyFile: config.pec.smtp.tlsPrivateKeyFile },
+    [config.pec.smtp.host === '0.0.0.0' ? 'localhost' : config.pec.smtp.host, ...config.inboundMxHosts],
+  );
   const smtp = await startSmtpServers(database.db, app.pec, {
     host: config.pec.smtp.host,
     submissionPort: config.pec.smtp.submissionPort,
@@ -66,10 +74,17 @@ async function main(): Promise<void> {
     inboundPort: config.pec.smtp.inboundPort,
     limits: config.pec.smtp.limits,
     serverName: `mx.${app.pec.serviceDomain}`,
-    tls: await loadOrCreateTls(
-      { certificateFile: config.pec.smtp.tlsCertificateFile, privateKeyFile: config.pec.smtp.tlsPrivateKeyFile },
-      [config.pec.smtp.host === '0.0.0.0' ? 'localhost' : config.pec.smtp.host, ...config.inboundMxHosts],
-    ),
+    tls: doorsTls,
+  });
+  // The holders' mail clients: IMAP and POP3 on the same store, sign-in and certificate as SMTP submission.
+  const changes = new MailboxChanges((channel, onNotify) => database.sql.listen(channel, onNotify));
+  const imap = await startImapServers(database.db, {
+    host: config.pec.smtp.host, port: config.pec.smtp.imapPort, tlsPort: config.pec.smtp.imapTlsPort, tls: doorsTls,
+    serverName: `imap.${app.pec.serviceDomain}`, changes, signIn: (attempt) => signInToMailbox(database.db, attempt, undefined, { tokens: app.tokens }), log: app.log,
+  });
+  const pop3 = await startPop3Servers(database.db, {
+    host: config.pec.smtp.host, port: config.pec.smtp.pop3Port, tlsPort: config.pec.smtp.pop3TlsPort, tls: doorsTls,
+    serverName: `pop3.${app.pec.serviceDomain}`, log: app.log,
   });
   const address = `http://${config.host}:${(app.server.address() as { port: number }).port}`;
 
@@ -89,7 +104,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     try {
-      await smtp.close();
+      await Promise.all([smtp.close(), imap.close(), pop3.close()]);
+      await changes.stop();
       await app.close();
       await database.close();
       process.exit(0);
@@ -112,6 +128,7 @@ async function main(): Promise<void> {
     );
   }
   process.stdout.write(`  SMTP: submission ${config.pec.smtp.host}:${smtp.submissionPort} (STARTTLS) and :${smtp.submissionTlsPort} (TLS), inbound :${smtp.inboundPort}\n`);
+  process.stdout.write(`  IMAP: ${config.pec.smtp.host}:${imap.port} (STARTTLS) and :${imap.tlsPort} (TLS); POP3: :${pop3.port} (STLS) and :${pop3.tlsPort} (TLS)\n`);
   process.stdout.write(`  PEC Partner API on ${address}  (docs: ${address}/docs, database: ${database.embedded ? `embedded PostgreSQL in ${database.embedded.clusterDir}` : 'DATABASE_URL'})\n`);
 }
 
