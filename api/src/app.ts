@@ -31,6 +31,7 @@ import { delegationRoutes } from './modules/delegations/routes.ts';
 import { newsletterRoutes } from './modules/newsletter/routes.ts';
 import { supervisorRoutes } from './modules/supervisors/routes.ts';
 import { messageRoutes } from './modules/messages/routes.ts';
+import { signInRoutes } from './modules/sign-ins/routes.ts';
 import { pecRoutes } from './modules/pec/routes.ts';
 import { PecEngine } from './pec/engine.ts';
 import type { VirusScanner } from './pec/virus-scanner.ts';
@@ -173,6 +174,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await brandingRoutes(scope as App, pecDeps);
     await newsletterRoutes(scope as App, pecDeps);
     await messageRoutes(scope as App, pecDeps);
+    await signInRoutes(scope as App, deps);
     await logRegisterRoutes(scope as App, deps);
     await pecRoutes(scope as App, pecDeps);
     await eventRoutes(scope as App, realDeps);
