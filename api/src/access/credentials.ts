@@ -102,6 +102,19 @@ export async function findMailbox(db: DbOrTx, user: string) {
   return row ?? null;
 }
 
+/**
+ * Whom a user name names, with no password checked: the mailbox (or `mailbox`, when the attempt names another one)
+ * and the collaborator's account. For the records of attempts refused before any check (a lock-out), so that the
+ * holder's history shows them too.
+ */
+export async function identifySignIn(db: DbOrTx, user: string, mailbox?: string): Promise<{ mailboxId: string | null; delegateAccountId: string | null }> {
+  const [named, [account]] = await Promise.all([
+    findMailbox(db, mailbox ?? user),
+    db.select({ id: delegateAccounts.id }).from(delegateAccounts).where(eq(delegateAccounts.email, user.trim().toLowerCase())),
+  ]);
+  return { mailboxId: named?.id ?? null, delegateAccountId: account?.id ?? null };
+}
+
 /** The holder: the mailbox's address (or id) and its password. */
 export async function authenticateHolder(db: DbOrTx, user: string, password: string, options: CheckOptions = {}): Promise<HolderPrincipal | null> {
   const row = await findMailbox(db, user);

@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, sql } from 'drizzle-orm';
 import { mailboxSignIns, type DbOrTx, type MailboxStatus, type SignInOutcome } from '@pec-partner/db';
 import { newId } from '../ids.ts';
-import { newCredentialTrace, type CredentialTrace } from './credentials.ts';
+import { identifySignIn, newCredentialTrace, type CredentialTrace } from './credentials.ts';
 import type { Door } from './sign-in.ts';
 
 /**
@@ -41,6 +41,8 @@ export interface GuardedAttempt {
   user: string;
   password: string;
   remoteAddress: string;
+  /** The mailbox the attempt names besides the user name (`authzid`, `mailbox*…`), for the record of a lock-out. */
+  mailbox?: string | undefined;
 }
 
 export interface GuardOptions {
@@ -130,12 +132,16 @@ export async function guardSignIn<T>(
   options: GuardOptions = {},
 ): Promise<Guarded<T>> {
   const now = options.now ?? new Date();
-  const record = (outcome: SignInOutcome, trace?: CredentialTrace) =>
-    recordSignIn(db, { door: attempt.door, user: attempt.user, remoteAddress: attempt.remoteAddress, outcome, mailboxId: trace?.mailboxId, delegateAccountId: trace?.delegateAccountId, at: now });
+  const record = (outcome: SignInOutcome, who: Pick<CredentialTrace, 'mailboxId' | 'delegateAccountId'>) =>
+    recordSignIn(db, { door: attempt.door, user: attempt.user, remoteAddress: attempt.remoteAddress, outcome, mailboxId: who.mailboxId, delegateAccountId: who.delegateAccountId, at: now });
 
   const lockedUntil = await lockedOutUntil(db, attempt, now, options.throttle);
   if (lockedUntil) {
-    await record('locked_out');
+    // Named from the user name alone (nothing checked), so the holder's history shows the lock-outs too.
+    const named = plausible(attempt.user) && (attempt.mailbox === undefined || plausible(attempt.mailbox))
+      ? await identifySignIn(db, attempt.user, attempt.mailbox)
+      : { mailboxId: null, delegateAccountId: null };
+    await record('locked_out', named);
     return { outcome: 'locked_out', retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000)) };
   }
   const trace = newCredentialTrace();

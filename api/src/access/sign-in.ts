@@ -101,7 +101,7 @@ const lockedOutMessage = (seconds: number) => `Too many failed sign-ins for this
  */
 export async function signInToMailbox(db: Db, attempt: SignInAttempt, now?: Date, deps: SignInDeps = {}): Promise<SignInResult> {
   const { login, mailbox } = readUser(attempt);
-  const guarded = await guardSignIn(db, { door: attempt.door, user: login, password: attempt.password, remoteAddress: attempt.remoteAddress },
+  const guarded = await guardSignIn(db, { door: attempt.door, user: login, password: attempt.password, remoteAddress: attempt.remoteAddress, mailbox },
     (trace) => mailboxPrincipal(db, login, attempt.password, mailbox, { statuses: doorStatuses[attempt.door], trace }, deps.tokens),
     { now, throttle: deps.throttle });
   switch (guarded.outcome) {
