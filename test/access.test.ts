@@ -11,7 +11,7 @@ import { TokenService } from '../api/src/modules/partners/tokens.ts';
 import { startSmtpServers } from '../api/src/pec/smtp-servers.ts';
 import { loadOrCreateTls } from '../api/src/pec/tls.ts';
 import { api } from './helpers/fixtures.ts';
-import { harness, json, type Harness } from './helpers/harness.ts';
+import { DAYS, harness, json, type Harness } from './helpers/harness.ts';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -251,6 +251,14 @@ t.test('records: every attempt once, with who and from where; HTTP Basic records
   t.same(odd.slice(-3).map((r) => [r.userName, r.outcome, r.mailboxId]), [
     ['nobody@pec.example.it', 'failed', null], ['ab@pec.example.it', 'failed', null], ['x'.repeat(320), 'failed', null],
   ]);
+
+  // Kept 180 days, then purged by the daily task.
+  h.clock.advance(180 * DAYS - 1000);
+  await h.app.jobs.tick();
+  t.equal((await records(eq(mailboxSignIns.mailboxId, dora.id))).length, before + 5, 'still there after 180 days less a second');
+  h.clock.advance(DAYS);
+  t.ok((await h.app.jobs.tick()).includes('mailbox_sign_ins.purge'));
+  t.same(await records(undefined), [], 'then gone');
 });
 
 t.test('GET /v1/mailboxes/{id}/sign-ins: the holder reads its history, newest first, paged; collaborators and supervisors 403, other mailboxes 404', async (t) => {

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, lt, sql } from 'drizzle-orm';
 import { mailboxSignIns, type DbOrTx, type MailboxStatus, type SignInOutcome } from '@pec-partner/db';
 import { newId } from '../ids.ts';
 import { identifySignIn, newCredentialTrace, type CredentialTrace } from './credentials.ts';
@@ -156,6 +156,18 @@ export async function guardSignIn<T>(
   }
   await record('failed', trace);
   return { outcome: 'failed', refusal: trace.refusal };
+}
+
+/**
+ * How long sign-in records are kept: the lock-out needs 15 minutes of them, the holder's history some months (as
+ * long as the Garante asks access logs of system administrators to be kept); a flood of guesses must not stay for good.
+ */
+export const SIGN_IN_RETENTION_MS = 180 * 86_400_000;
+
+/** Deletes the records older than SIGN_IN_RETENTION_MS; answers how many. */
+export async function purgeSignIns(db: DbOrTx, now: Date): Promise<number> {
+  const deleted = await db.delete(mailboxSignIns).where(lt(mailboxSignIns.at, new Date(now.getTime() - SIGN_IN_RETENTION_MS))).returning({ id: mailboxSignIns.id });
+  return deleted.length;
 }
 
 /** A mailbox's sign-in history, newest first, a page at a time (cursor: the last id of the previous page). */
