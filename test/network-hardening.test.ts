@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { logRegister, mailboxMessages, pecInboundMessages, pecJobs, pecTransactions } from '@pec-partner/db';
 import { buildTransportEnvelope, newPecMessageId, signAndAssemble, toPostacert } from '../api/src/pec/messages/index.ts';
 import { assertProcessableMessage, INBOUND_MIME_LIMITS, SUBMISSION_MIME_LIMITS } from '../api/src/pec/mime-limits.ts';
-import { AuthThrottle } from '../api/src/pec/smtp-limits.ts';
+import { SIGN_IN_WINDOW_MS } from '../api/src/access/login-guard.ts';
 import { startSmtpServers, type SmtpServers } from '../api/src/pec/smtp-servers.ts';
 import { loadOrCreateTls } from '../api/src/pec/tls.ts';
 import { api } from './helpers/fixtures.ts';
@@ -20,7 +20,9 @@ import { harness, type Harness } from './helpers/harness.ts';
 
 const DOMAIN = 'pec.example.it';
 /** Small enough for a test to reach each limit with a handful of loopback connections. */
-const LIMITS = { maxClients: 12, maxClientsPerAddress: 5, idleTimeoutMs: 1500, authFailuresPerSession: 3, authFailuresBeforeLockout: 7 };
+const LIMITS = { maxClients: 12, maxClientsPerAddress: 5, idleTimeoutMs: 1500, authFailuresPerSession: 3 };
+/** The lock-out all doors share, at 7 failures per address and per user name on these SMTP servers. */
+const SIGN_IN_THROTTLE = { maxFailuresPerUser: 7, maxFailuresPerAddress: 7 };
 
 interface Mailbox {
   id: string;
@@ -61,6 +63,7 @@ async function setup(t: Test): Promise<Setup> {
     host: '127.0.0.1', submissionPort: 0, submissionTlsPort: 0, inboundPort: 0, serverName: `mx.${DOMAIN}`,
     tls: await loadOrCreateTls({ certificateFile: undefined, privateKeyFile: undefined }, ['localhost']),
     limits: LIMITS,
+    signInThrottle: SIGN_IN_THROTTLE,
     log: { info: keep('info'), warn: keep('warn'), error: keep('error') },
   });
   t.teardown(() => smtp.close());
@@ -430,12 +433,19 @@ t.test('password guessing: three failures end a session, then the address and th
   }
   t.ok(s.logged.some((entry) => entry.level === 'warn' && /locked out/.test(entry.message)), 'the lock-out is logged');
 
-  // Holder Basic auth over HTTP, wrong in a loop: 401 each time, the server keeps answering.
+  // Holder Basic auth over HTTP, wrong in a loop: 401, then 429 once the user name is locked out; the server keeps answering.
+  const statuses: number[] = [];
   for (let attempt = 0; attempt < 20; attempt++) {
     const response = await fetch(`${s.http}/v1/mailboxes/${s.alice.id}/messages`, { headers: { authorization: `Basic ${Buffer.from(`${s.alice.address}:wrong-${attempt}`).toString('base64')}` } });
     if (response.status !== 401 && response.status !== 429) t.fail(`HTTP: a wrong password answered ${response.status}`);
+    if (response.status === 429 && !(Number(response.headers.get('retry-after')) > 0)) t.fail('HTTP: a lock-out without Retry-After');
+    statuses.push(response.status);
   }
+  t.match([statuses[0], statuses.at(-1)], [401, 429], 'wrong, then locked out');
   t.equal((await fetch(`${s.http}/healthz`)).status, 200, 'HTTP answers after the guessing');
+  // The lock-out is shared by every door and lifts as the failures age out of its window: the tests below sign in
+  // as alice from this address.
+  s.h.clock.advance(SIGN_IN_WINDOW_MS);
 
   // The inbound door has no AUTH: asking for it in a loop ends the session like any unknown command.
   const { wire } = await Wire.open(s.smtp.inboundPort);
@@ -444,27 +454,6 @@ t.test('password guessing: three failures end a session, then the address and th
   wire.write(`${plainAuth(s.alice.address, 'x')}\r\n`.repeat(12));
   for (let reply = await wire.reply(); reply !== null; reply = await wire.reply()) replies.push(reply);
   t.ok(replies.slice(0, -1).every((reply) => /^5\d\d /.test(reply)) && /^421 /.test(replies.at(-1) ?? ''), 'inbound: AUTH is refused, then the session ends');
-});
-
-t.test('the AUTH throttle: a window per key, a success clears the user name only, the map stays bounded', async (t) => {
-  let now = 0;
-  const throttle = new AuthThrottle(3, 1000, () => now, 4);
-  t.equal(throttle.recordFailure(['address:a', 'user:u']), false);
-  throttle.recordFailure(['address:a', 'user:u']);
-  t.equal(throttle.isLocked(['address:a']), false, 'two of three');
-  t.equal(throttle.recordFailure(['address:a', 'user:u']), true, 'the third locks');
-  t.equal(throttle.isLocked(['address:b', 'user:u']), true, 'locked by the user name from another address');
-  throttle.recordSuccess('user:u');
-  t.equal(throttle.isLocked(['user:u']), false, 'a success clears the user name');
-  t.equal(throttle.isLocked(['address:a']), true, 'but not the address');
-  now = 1000;
-  t.equal(throttle.isLocked(['address:a']), false, 'the lock-out ends with its window');
-  for (let i = 0; i < 10; i++) throttle.recordFailure([`user:invented-${i}`]);
-  now = 1001;
-  throttle.recordFailure(['user:invented-9']);
-  throttle.recordFailure(['user:invented-9']);
-  t.equal(throttle.isLocked(['user:invented-9']), true, 'recent keys survive pruning');
-  t.equal(throttle.isLocked(['user:invented-0']), false, 'the oldest keys give way');
 });
 
 // ---------------------------------------------------------------------------------------------------------------

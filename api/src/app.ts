@@ -31,6 +31,7 @@ import { delegationRoutes } from './modules/delegations/routes.ts';
 import { newsletterRoutes } from './modules/newsletter/routes.ts';
 import { supervisorRoutes } from './modules/supervisors/routes.ts';
 import { messageRoutes } from './modules/messages/routes.ts';
+import { signInRoutes } from './modules/sign-ins/routes.ts';
 import { pecRoutes } from './modules/pec/routes.ts';
 import { PecEngine } from './pec/engine.ts';
 import type { VirusScanner } from './pec/virus-scanner.ts';
@@ -56,6 +57,8 @@ declare module 'fastify' {
     webhooks: WebhookDispatcher;
     /** Test clocks' advances; they run in the background, tests call testClocks.drain(). */
     testClocks: TestClockRunner;
+    /** Signs and verifies the API's tokens; the mail doors check supervisors' mailbox sessions with it. */
+    tokens: TokenService;
   }
 }
 
@@ -173,6 +176,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
     await brandingRoutes(scope as App, pecDeps);
     await newsletterRoutes(scope as App, pecDeps);
     await messageRoutes(scope as App, pecDeps);
+    await signInRoutes(scope as App, deps);
     await logRegisterRoutes(scope as App, deps);
     await pecRoutes(scope as App, pecDeps);
     await eventRoutes(scope as App, realDeps);
@@ -190,6 +194,7 @@ export async function buildApp(options: BuildOptions): Promise<App> {
   app.decorate('pec', engine);
   app.decorate('webhooks', webhooks);
   app.decorate('testClocks', testClocks);
+  app.decorate('tokens', tokens);
   app.addHook('onClose', async () => {
     jobs.stop();
     await engine.stop();

@@ -1479,6 +1479,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mailboxes/{id}/sign-ins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mailbox's sign-in attempts at every door, newest first
+         * @description Every sign-in at every door (REST, SMTP submission, IMAP, POP3, webmail) that named this mailbox: the holder, its collaborators and supervisor sessions, successful or not. Over HTTP Basic, which sends the password with every request, a request whose credentials were checked less than a minute before is not listed again. For the holder only.
+         */
+        get: operations["listMailboxSignIns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/mailboxes/{id}/log": {
         parameters: {
             query?: never;
@@ -4029,6 +4049,41 @@ export interface components {
         /** MailboxSessionCreate */
         MailboxSessionCreate: {
             token: string;
+        };
+        /** MailboxSignIn */
+        MailboxSignIn: {
+            /** @enum {string} */
+            object: "mailbox_sign_in";
+            /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
+            livemode: boolean;
+            /** @description Prefixed `msi_`. */
+            id: string;
+            mailbox: string;
+            /**
+             * @description Where: the REST API (HTTP Basic), SMTP submission, IMAP, POP3 or the webmail.
+             * @enum {unknown}
+             */
+            door: "rest" | "smtp" | "imap" | "pop3" | "webmail";
+            /** @description The user name whose password was tried, lowercased (a collaborator signs in with its own e-mail). */
+            user: string;
+            /** @description The IP address the attempt came from. */
+            remote_address: string;
+            /**
+             * @description `succeeded`; `failed` (wrong credentials); `locked_out` (refused without a look at the password, after too many failures for this user name or from this address); `unavailable` (right credentials, but the mailbox is in a state this door does not open).
+             * @enum {unknown}
+             */
+            outcome: "succeeded" | "failed" | "locked_out" | "unavailable";
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** MailboxSignInList */
+        MailboxSignInList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["MailboxSignIn"][];
+            has_more: boolean;
+            /** @description Pass as `starting_after` to get the next page; null on the last page. */
+            next_cursor: string | null;
         };
         /** MailboxUpdate */
         MailboxUpdate: {
@@ -14597,6 +14652,89 @@ export interface operations {
                 };
                 content: {
                     "message/rfc822": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable (retry after `Retry-After` seconds) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMailboxSignIns: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100. */
+                limit?: number;
+                /** @description Cursor: the `next_cursor` of the previous page (an object id). */
+                starting_after?: string;
+                outcome?: "succeeded" | "failed" | "locked_out" | "unavailable";
+                door?: "rest" | "smtp" | "imap" | "pop3" | "webmail";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailboxSignInList"];
                 };
             };
             /** @description Invalid request */

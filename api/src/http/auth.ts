@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '@pec-partner/db';
-import type { Clock } from '../clock.ts';
+import type { MailboxOperation } from '../access/modes.ts';
+import type { HolderPrincipal } from '../access/principals.ts';
+import { signInToRestRoute } from '../access/sign-in.ts';
+import { authenticateMailboxSession } from '../access/supervisor-sessions.ts';
+import { realNow, type Clock } from '../clock.ts';
 import { authenticateSecret, isKeyActive, isPartnerSecret, type Principal } from '../modules/partners/service.ts';
 import type { TokenService } from '../modules/partners/tokens.ts';
-import { assertMayPerform, type MailboxOperation } from '../modules/delegations/modes.ts';
-import { authenticateMailboxUser, type HolderPrincipal } from '../modules/messages/holders.ts';
-import { authenticateMailboxSession } from '../modules/supervisors/sessions.ts';
+import { assertMayPerform } from './mailbox-access.ts';
 import { ProblemError } from './problem.ts';
 import { testModeOnly } from '../sandbox/test-mode.ts';
 import type { OperatorScope } from '@pec-partner/db';
@@ -80,6 +82,14 @@ const holderUnauthorized = (code: string, detail: string): ProblemError =>
   new ProblemError(401, code, 'Authentication required', detail, {}, { 'www-authenticate': 'Basic realm="pec-partner mailbox", charset="UTF-8"' });
 
 /**
+ * The shared lock-out (see access/login-guard.ts): too many failed sign-ins for the user name, or from the address,
+ * at any door. Temporary, so 429 with the time the lock lifts.
+ */
+const tooManySignInAttempts = (seconds: number): ProblemError =>
+  new ProblemError(429, 'too_many_sign_in_attempts', 'Too many requests',
+    `Too many failed sign-ins for this user name or from this address; try again in ${seconds} s.`, {}, { 'retry-after': String(seconds) });
+
+/**
  * Delegates and supervisor sessions may only perform what their mode allows, on the operation the route declares
  * (none declared: holder only). On another mailbox's URL the route answers 404 as for anyone.
  */
@@ -150,9 +160,15 @@ export function installAuth(app: FastifyInstance, db: Db, clock: Clock, tokens: 
       if (!basic) throw holderUnauthorized('authentication_required', 'Send `Authorization: Basic <base64 of address:password>` with the mailbox credentials.');
       const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      const holder = colon > 0 ? await authenticateMailboxUser(db, decoded.slice(0, colon), decoded.slice(colon + 1), routeMailbox) : null;
-      if (!holder) throw holderUnauthorized('invalid_mailbox_credentials', 'The mailbox address or password is wrong, or the mailbox cannot be used.');
-      request.holder = authorizeActor(request, holder, routeMailbox);
+      // Through the lock-out every door shares: a locked user name or address is refused before its password is checked.
+      const signIn = await signInToRestRoute(db, {
+        user: colon >= 0 ? decoded.slice(0, colon) : decoded,
+        password: colon >= 0 ? decoded.slice(colon + 1) : '',
+        remoteAddress: request.ip,
+      }, routeMailbox, realNow(clock));
+      if (signIn.outcome === 'locked_out') throw tooManySignInAttempts(signIn.retryAfterSeconds);
+      if (signIn.outcome !== 'succeeded') throw holderUnauthorized('invalid_mailbox_credentials', 'The mailbox address or password is wrong, or the mailbox cannot be used.');
+      request.holder = authorizeActor(request, signIn.principal, routeMailbox);
       return;
     }
     if (!header) {

@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import { MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USER, SIGN_IN_WINDOW_MS } from '../access/login-guard.ts';
 
 type Json = unknown;
 type JsonObject = Record<string, Json>;
@@ -105,7 +106,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
           mailboxBasic: {
             type: 'http',
             scheme: 'basic',
-            description: "A mailbox holder: the PEC address as user name and the mailbox password; or a delegation's collaborator: its own e-mail and password, on the delegated mailbox.",
+            description: "A mailbox holder: the PEC address as user name and the mailbox password; or a delegation's collaborator: its own e-mail and password, on the delegated mailbox. " +
+              `Failed sign-ins are counted across every door (REST, SMTP, IMAP, POP3, webmail) and every server: ${MAX_FAILURES_PER_USER} for one user name, or ` +
+              `${MAX_FAILURES_PER_ADDRESS} from one address, within ${SIGN_IN_WINDOW_MS / 60_000} minutes lock that name or address out while they stay that recent: ` +
+              '429 `too_many_sign_in_attempts` with `Retry-After`, the password unchecked.',
           },
           operatorKey: {
             type: 'http',
@@ -132,6 +136,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'Branding', description: 'Small Business branding of login page and private area, per customer.' },
         { name: 'Newsletter', description: 'Address book, lists, campaigns sent through the outbound relay, reports.' },
         { name: 'Messages', description: "A holder's certified messages: sending, folders, receipts." },
+        { name: 'Sign-ins', description: "A mailbox's sign-in history at every door (REST, SMTP, IMAP, POP3, webmail)." },
         { name: 'Log register', description: 'The legally required log of every PEC event, kept 30 months.' },
         { name: 'PEC', description: 'Provider identity, the provider index, and verification of received PEC messages.' },
         { name: 'System', description: 'Health and metadata.' },

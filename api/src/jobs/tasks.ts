@@ -1,5 +1,6 @@
 import { lt } from 'drizzle-orm';
 import { idempotencyKeys } from '@pec-partner/db';
+import { purgeSignIns } from '../access/login-guard.ts';
 import type { AppDeps } from '../deps.ts';
 import { runDomainMaintenance } from '../modules/domains/service.ts';
 import { expireDelegationInvitations } from '../modules/delegations/service.ts';
@@ -24,6 +25,8 @@ export function productTasks(deps: AppDeps): Task[] {
     { name: 'log_register.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeLogRegister(deps.db, now)) },
     // Inbound messages as received: kept until processed, then 7 days for diagnosis (INBOUND_RETENTION_MS).
     { name: 'pec_inbound.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeProcessedInbound(deps.db, now)) },
+    // Sign-in records (the lock-out's count, the holders' histories) are kept 180 days (SIGN_IN_RETENTION_MS).
+    { name: 'mailbox_sign_ins.purge', intervalMs: DAY_MS, run: async (now) => void (await purgeSignIns(deps.db, now)) },
     // Events are visible for 30 days; their webhook deliveries and attempts go with them.
     // Pending top-ups whose money did not arrive within 30 days become `expired` (credit.top_up.expired).
     { name: 'top_ups.expire', intervalMs: DAY_MS, run: async (now) => void (await expireTopUps(deps.db, deps.clock, deps.config.bankAccount, now)) },

@@ -1,9 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Db } from '@pec-partner/db';
+import type { SubmissionLogin } from '../access/credentials.ts';
+import type { SignInThrottle } from '../access/login-guard.ts';
+import type { HolderPrincipal } from '../access/principals.ts';
+import { signInForSubmission } from '../access/sign-in.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { ProblemError } from '../http/problem.ts';
-import { authenticateSubmitter, type HolderPrincipal, type SubmissionLogin } from '../modules/messages/holders.ts';
-import { AuthThrottle, ConnectionCounter, DEFAULT_SMTP_LIMITS, type SmtpLimits } from './smtp-limits.ts';
+import { ConnectionCounter, DEFAULT_SMTP_LIMITS, type SmtpLimits } from './smtp-limits.ts';
 
 /** What the servers log with: the app's pino logger, or anything with these three methods. */
 export interface Logger {
@@ -28,6 +32,8 @@ export interface SmtpEngine {
   maxRecipients?(): number;
   /** Where the servers log what peers do to them, when SmtpListen names no logger. */
   readonly log?: Logger | undefined;
+  /** The time sign-ins are counted and recorded at, as the HTTP doors do (default: the system clock). */
+  readonly clock?: Clock | undefined;
 }
 
 /** A refusal the SMTP client sees as a reply code (the HTTP API maps the same cases to problems). */
@@ -50,6 +56,8 @@ export interface SmtpListen {
   serverName: string;
   /** Overrides of DEFAULT_SMTP_LIMITS. */
   limits?: Partial<SmtpLimits> | undefined;
+  /** Overrides of the lock-out every door shares (access/login-guard.ts), for tests that need small numbers. */
+  signInThrottle?: Partial<SignInThrottle> | undefined;
   log?: Logger | undefined;
 }
 
@@ -173,17 +181,13 @@ export async function startSmtpServers(db: Db, engine: SmtpEngine, options: Smtp
   // The login of each session (the holder, or a delegation's collaborator); the sending principal is settled at MAIL FROM.
   const logins = new Map<string, SubmissionLogin>();
   const holders = new Map<string, HolderPrincipal>();
-  // Both submission doors take the same credentials, so they share one count of failures.
-  const authFailures = new AuthThrottle(limits.authFailuresBeforeLockout, limits.authLockoutMs);
+  const clock = engine.clock ?? systemClock;
   const sessionAuthFailures = new Map<string, number>();
 
-  /** A wrong password: counted for the session, the address and the user name; the session's last one ends it. */
-  const authFailed = (session: SMTPServerSession, userKey: string, reply: Error & { responseCode: number }) => {
+  /** A refused AUTH counts for the session, whose last one ends it (the lock-out itself counts in the database). */
+  const authFailed = (session: SMTPServerSession, reply: Error & { responseCode: number }) => {
     const failures = (sessionAuthFailures.get(session.id) ?? 0) + 1;
     sessionAuthFailures.set(session.id, failures);
-    if (authFailures.recordFailure([`address:${session.remoteAddress}`, userKey])) {
-      log?.warn({ remoteAddress: session.remoteAddress, user: userKey.slice('user:'.length) }, 'SMTP AUTH failures reached the limit: address or user name locked out for a while');
-    }
     if (failures >= limits.authFailuresPerSession) return replyError(421, 'Too many failed authentication attempts, closing connection');
     return reply;
   };
@@ -206,21 +210,17 @@ export async function startSmtpServers(db: Db, engine: SmtpEngine, options: Smtp
         callback();
       },
       onAuth(auth, session, callback) {
-        const username = auth.username ?? '';
-        const password = auth.password ?? '';
-        // Bounded like an e-mail address (RFC 5321 §4.5.3.1.3), so that invented names cannot fill the throttle.
-        const userKey = `user:${username.toLowerCase().slice(0, 256)}`;
-        if (authFailures.isLocked([`address:${session.remoteAddress}`, userKey])) {
-          // Not even checked: guessing stops here. Temporary, as RFC 4954 §6 has it for a login that may work later.
-          return callback(authFailed(session, userKey, replyError(454, 'Too many failed logins, try again later')));
-        }
-        // No holder's credentials hold a NUL (PostgreSQL text cannot) or run to kilobytes: refused like a wrong password.
-        const plausible = [username, password].every((value) => value.length <= 1024 && !value.includes('\0'));
-        (plausible ? authenticateSubmitter(db, username, password) : Promise.resolve(null)).then((login) => {
-          if (!login) return callback(authFailed(session, userKey, replyError(535, 'Invalid mailbox credentials')));
-          authFailures.recordSuccess(userKey);
-          logins.set(session.id, login);
-          callback(null, { user: login.user });
+        const attempt = { user: auth.username ?? '', password: auth.password ?? '', remoteAddress: session.remoteAddress };
+        // Through the lock-out every door shares (failures over IMAP or REST count here too), and recorded.
+        signInForSubmission(db, attempt, clock.now(), { throttle: options.signInThrottle }).then((signIn) => {
+          if (signIn.outcome === 'locked_out') {
+            log?.warn({ remoteAddress: session.remoteAddress, user: attempt.user.slice(0, 320) }, 'SMTP AUTH refused: address or user name locked out after too many failed sign-ins');
+            // Not even checked: guessing stops here. Temporary, as RFC 4954 §6 has it for a login that may work later.
+            return callback(authFailed(session, replyError(454, 'Too many failed logins, try again later')));
+          }
+          if (signIn.outcome !== 'succeeded') return callback(authFailed(session, replyError(535, 'Invalid mailbox credentials')));
+          logins.set(session.id, signIn.principal);
+          callback(null, { user: signIn.principal.user });
         }, (error: unknown) => callback(smtpError(error, log)));
       },
       onMailFrom(address, session, callback) {

@@ -14,3 +14,4 @@ export * from './prices.ts';
 export * from './payments.ts';
 export * from './invoices.ts';
 export * from './test-clocks.ts';
+export * from './access.ts';

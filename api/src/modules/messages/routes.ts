@@ -6,7 +6,7 @@ import { holderOf } from '../../http/auth.ts';
 import { ListOf, ListQuery, toPage } from '../../http/pagination.ts';
 import { notFound, ProblemError, problemResponses } from '../../http/problem.ts';
 import type { PecEngine } from '../../pec/engine.ts';
-import { ownTransactionsOnly, type MailboxOperation } from '../delegations/modes.ts';
+import { ownTransactionsOnly, type MailboxOperation } from '../../access/modes.ts';
 import { deleteMessage, folderSummaries, listMessages, rawMessage, readMessage, updateMessage } from './store-service.ts';
 
 /** Holder routes; delegates and supervisor sessions pass when their mode allows the operation (checked at sign-in). */

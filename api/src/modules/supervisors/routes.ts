@@ -9,7 +9,8 @@ import {
   addSupervisedMailbox, answerSupervisionInvitation, bulkAction, consoleSorts, createSupervisor, findSupervisor, leaveSupervision,
   listSupervisionsOfMailbox, listSupervisors, removeSupervisedMailbox, supervisorConsole, supervisorView, updateSupervisor,
 } from './service.ts';
-import { exchangeSignInLink, issueSignInLink, liveSupervision, SESSION_TTL_SECONDS, SIGN_IN_TTL_SECONDS } from './sessions.ts';
+import { liveSupervision, SESSION_TTL_SECONDS } from '../../access/supervisor-sessions.ts';
+import { exchangeSignInLink, issueSignInLink, SIGN_IN_TTL_SECONDS } from './sessions.ts';
 
 const time = Type.String({ format: 'date-time' });
 const nullableTime = Type.Union([time, Type.Null()]);

@@ -9,7 +9,7 @@ import { conflict, invalid, notFound, ProblemError } from '../../http/problem.ts
 import { newId, randomToken } from '../../ids.ts';
 import { hasActiveAddon } from '../addons/service.ts';
 import { sha256 } from '../delegations/service.ts';
-import type { HolderPrincipal } from '../messages/holders.ts';
+import type { HolderPrincipal } from '../../access/principals.ts';
 import { renewMailbox, setRenewalMode, type MailboxView } from '../mailboxes/service.ts';
 
 type SupervisorRow = typeof supervisors.$inferSelect;

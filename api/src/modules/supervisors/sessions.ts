@@ -1,41 +1,19 @@
-import { and, eq, gt, inArray, isNull } from 'drizzle-orm';
-import { mailboxAddons, mailboxes, supervisedMailboxes, supervisors, supervisorSignIns, type DbOrTx } from '@pec-partner/db';
+import { and, eq, gt, isNull } from 'drizzle-orm';
+import { supervisorSignIns, type DbOrTx } from '@pec-partner/db';
+import { liveSupervision, MAILBOX_SESSION_PREFIX, SESSION_TTL_SECONDS, SESSION_TYP } from '../../access/supervisor-sessions.ts';
 import { realNow, type Clock } from '../../clock.ts';
 import { ProblemError } from '../../http/problem.ts';
 import { newId } from '../../ids.ts';
-import type { HolderPrincipal } from '../messages/holders.ts';
-import { SIGN_IN_STATUSES } from '../messages/holders.ts';
 import type { TokenService } from '../partners/tokens.ts';
 
 /** Sign-in links are JWTs of their own type, valid 5 minutes and good for one exchange. */
 export const SIGN_IN_TYP = 'supervisor-sign-in+jwt';
 export const SIGN_IN_TTL_SECONDS = 300;
-/** The session a link is exchanged for: a JWT of another type, valid 30 minutes, sent as `Bearer mbs_…`. */
-export const SESSION_TYP = 'mailbox-session+jwt';
-export const SESSION_TTL_SECONDS = 1800;
-export const MAILBOX_SESSION_PREFIX = 'mbs_';
 
 export interface SessionDeps {
   db: DbOrTx;
   clock: Clock;
   tokens: TokenService;
-}
-
-/**
- * The supervised mailbox as a supervisor may reach it now: supervision active, mailbox usable (active or suspended),
- * and the supervisor add-on still active on the mailbox that pays for the console.
- */
-export async function liveSupervision(db: DbOrTx, supervisorId: string, mailboxId: string) {
-  const [row] = await db
-    .select({ mailboxId: mailboxes.id, partnerId: mailboxes.partnerId, address: mailboxes.address, status: mailboxes.status, livemode: mailboxes.livemode, payer: supervisors.mailboxId })
-    .from(supervisedMailboxes)
-    .innerJoin(supervisors, eq(supervisors.id, supervisedMailboxes.supervisorId))
-    .innerJoin(mailboxes, eq(mailboxes.id, supervisedMailboxes.mailboxId))
-    .where(and(eq(supervisedMailboxes.supervisorId, supervisorId), eq(supervisedMailboxes.mailboxId, mailboxId), eq(supervisedMailboxes.status, 'active'), inArray(mailboxes.status, SIGN_IN_STATUSES)));
-  if (!row) return null;
-  const [addon] = await db.select({ id: mailboxAddons.id }).from(mailboxAddons)
-    .where(and(eq(mailboxAddons.mailboxId, row.payer), eq(mailboxAddons.kind, 'supervisor'), eq(mailboxAddons.status, 'active'))).limit(1);
-  return addon ? row : null;
 }
 
 /** Issues a single-use sign-in link (its `jti` recorded) for a mailbox the caller has checked is supervised. */
@@ -81,18 +59,5 @@ export async function exchangeSignInLink(deps: SessionDeps, token: string) {
     mode: 'read_write' as const,
     can_send: false as const,
     expires_at: new Date(Math.floor(now.getTime() / 1000) * 1000 + SESSION_TTL_SECONDS * 1000).toISOString(),
-  };
-}
-
-/** `Authorization: Bearer mbs_…` on holder routes: the supervisor on its one mailbox, while the supervision lasts. */
-export async function authenticateMailboxSession(db: DbOrTx, tokens: TokenService, credential: string): Promise<HolderPrincipal | null> {
-  if (!credential.startsWith(MAILBOX_SESSION_PREFIX)) return null;
-  const payload = await tokens.verifyTyped(credential.slice(MAILBOX_SESSION_PREFIX.length), SESSION_TYP);
-  if (!payload || typeof payload.sub !== 'string' || typeof payload.mbx !== 'string' || typeof payload.sid !== 'string') return null;
-  const mailbox = await liveSupervision(db, payload.sub, payload.mbx);
-  if (!mailbox) return null;
-  return {
-    mailboxId: mailbox.mailboxId, partnerId: mailbox.partnerId, address: mailbox.address, status: mailbox.status, livemode: mailbox.livemode,
-    actor: { kind: 'supervisor', supervisorId: payload.sub, signInId: payload.sid, mode: 'read_write' },
   };
 }

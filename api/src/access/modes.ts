@@ -1,19 +1,13 @@
 import type { DelegationMode } from '@pec-partner/db';
-import { ProblemError } from '../../http/problem.ts';
+import type { MailboxActor } from './principals.ts';
 
 /**
- * Who acts on a mailbox through the holder routes: the holder itself, a collaborator of a delegation
- * (multiutenza) signed in with its own e-mail and password, or a supervisor through a single-use sign-in link.
+ * Every operation on a mailbox that a door performs: REST routes declare theirs (`config.mailboxOperation`), the
+ * protocol doors (IMAP, POP3, webmail, SMTP) ask for theirs before acting.
  */
-export type MailboxActor =
-  | { kind: 'holder' }
-  | { kind: 'delegate'; delegationId: string; accountId: string; email: string; mode: DelegationMode }
-  | { kind: 'supervisor'; supervisorId: string; signInId: string; mode: 'read_write' };
-
-/** Every operation on a mailbox that a route declares (`config.mailboxOperation`); the auth hook checks it. */
 export const mailboxOperations = [
   'send_message', 'list_folders', 'list_messages', 'read_message', 'download_message', 'update_message', 'delete_message',
-  'read_log', 'manage_delegations', 'manage_supervision',
+  'store_message', 'manage_folders', 'read_log', 'manage_delegations', 'manage_supervision',
 ] as const;
 export type MailboxOperation = (typeof mailboxOperations)[number];
 
@@ -27,6 +21,10 @@ const capabilityOf: Record<MailboxOperation, Capability> = {
   download_message: 'read',
   update_message: 'modify',
   delete_message: 'modify',
+  // IMAP APPEND and COPY put a message into a folder; creating, renaming, deleting or subscribing user folders
+  // changes the mailbox as moving a message does.
+  store_message: 'modify',
+  manage_folders: 'modify',
   read_log: 'log',
   manage_delegations: 'holder',
   manage_supervision: 'holder',
@@ -45,18 +43,10 @@ export const modeCapabilities: Record<DelegationMode | 'supervisor', ReadonlySet
   supervisor: new Set(['read', 'modify', 'log']),
 };
 
-/** Throws the 403 problem when the actor may not perform the operation; the holder may do everything. */
-export function assertMayPerform(actor: MailboxActor, operation: MailboxOperation | undefined, label?: string): void {
-  if (actor.kind === 'holder') return;
-  const allowed = operation !== undefined && modeCapabilities[actor.kind === 'supervisor' ? 'supervisor' : actor.mode].has(capabilityOf[operation]);
-  if (allowed) return;
-  const name = operation ?? label ?? 'this operation';
-  if (actor.kind === 'supervisor') {
-    throw new ProblemError(403, 'supervisor_session_forbids', 'Forbidden',
-      `A supervisor's mailbox session (mode read_write, no sending) does not allow ${name}.`, { mode: actor.mode, operation: name });
-  }
-  throw new ProblemError(403, 'delegation_mode_forbids', 'Forbidden',
-    `Delegation mode ${actor.mode} does not allow ${name}.`, { mode: actor.mode, operation: name });
+/** Whether the actor may perform the operation: the holder may do everything, the others what their mode allows. */
+export function mayPerform(actor: MailboxActor, operation: MailboxOperation): boolean {
+  if (actor.kind === 'holder') return true;
+  return modeCapabilities[actor.kind === 'supervisor' ? 'supervisor' : actor.mode].has(capabilityOf[operation]);
 }
 
 /** The delegation whose own transactions are all a `send_only` collaborator may see; null: the whole mailbox. */
