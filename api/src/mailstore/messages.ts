@@ -33,7 +33,8 @@ export interface FolderView {
   visibility: Visibility;
 }
 
-const visibleSql = (view: FolderView): SQL =>
+/** The condition that narrows a query of mailbox_messages to what the view may see. */
+export const visibleSql = (view: FolderView): SQL =>
   view.visibility
     ? sql` and pec_message_id in (select pec_message_id from pec_transactions where mailbox_id = ${view.mailboxId} and delegation_id = ${view.visibility.delegationId})`
     : sql``;
