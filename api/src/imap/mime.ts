@@ -1,3 +1,4 @@
+/// <reference path="../types/mail-libs.d.ts" />
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { fieldsNamed, fieldValue, parseEntity, type HeaderField, type RawEntity } from '../pec/messages/raw-entity.ts';

@@ -1,3 +1,4 @@
+/// <reference path="../types/mail-libs.d.ts" />
 import libmime from 'libmime';
 import type { ImapAttribute } from 'imapflow/lib/handler/types.js';
 import type { MessageState } from '../mailstore/messages.ts';

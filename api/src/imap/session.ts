@@ -1,8 +1,9 @@
+/// <reference path="../types/mail-libs.d.ts" />
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@pec-partner/db';
-import { parser } from 'imapflow/lib/handler/imap-handler.js';
+import { parseCommand } from './command-parser.ts';
 import type { ImapAttribute, ImapAttributeList, ImapResponse } from 'imapflow/lib/handler/types.js';
 import { imap as utf7 } from 'utf7';
 import type { HolderPrincipal } from '../access/principals.ts';
@@ -204,7 +205,7 @@ export class ImapSession {
     let parsed: ImapResponse;
     const tagOfLine = /^([^\s(){%*"\\\]]+)\s/.exec(framed.firstLine)?.[1];
     try {
-      parsed = await parser(framed.payload, { literals: framed.literals });
+      parsed = await parseCommand(framed.payload, { literals: framed.literals });
     } catch (error) {
       const reason = (error as Error).message.replace(/[\r\n]/g, ' ').slice(0, 200);
       return void this.#send(`${tagOfLine ?? '*'} BAD Could not parse the command: ${reason}\r\n`);
