@@ -1,4 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
@@ -10,6 +14,7 @@ import { MailboxChanges } from '../api/src/mailstore/changes.ts';
 import { storeMessage } from '../api/src/pec/store.ts';
 import { loadOrCreateTls } from '../api/src/pec/tls.ts';
 import { api } from './helpers/fixtures.ts';
+import { serverUrl } from './helpers/database.ts';
 import { harness, json, type Harness } from './helpers/harness.ts';
 
 const run = promisify(execFile);
@@ -50,6 +55,7 @@ function sampleMessage(n: number, subject = `Fattura ${n}`): Buffer {
 
 interface Setup {
   h: Harness;
+  tls: { key: string; cert: string };
   imap: ImapServers;
   alice: { id: string; address: string; password: string };
   store(folder: string, content: Buffer, seen?: boolean): Promise<void>;
@@ -68,9 +74,9 @@ async function setup(t: Test): Promise<Setup> {
   if (created.status !== 201) throw new Error(JSON.stringify(created.body));
   const alice = { id: created.body.id as string, address: created.body.address as string, password };
   const changes = new MailboxChanges((channel, onNotify) => h.database.sql.listen(channel, onNotify));
+  const tls = await loadOrCreateTls({ certificateFile: undefined, privateKeyFile: undefined }, ['localhost']);
   const imap = await startImapServers(h.database.db, {
-    host: '127.0.0.1', port: 0, tlsPort: 0, serverName: 'imap.test',
-    tls: await loadOrCreateTls({ certificateFile: undefined, privateKeyFile: undefined }, ['localhost']),
+    host: '127.0.0.1', port: 0, tlsPort: 0, serverName: 'imap.test', tls,
     changes, signIn: (attempt) => signInToMailbox(h.database.db, attempt),
     limits: { maxSessionsPerMailbox: 6 },
     // What the server logs as its own failure shows in the test output.
@@ -101,7 +107,7 @@ async function setup(t: Test): Promise<Setup> {
     if (accepted.statusCode !== 200) throw new Error(accepted.body);
     return { email, password: secret };
   };
-  return { h, imap, alice, store, client, delegate };
+  return { h, tls, imap, alice, store, client, delegate };
 }
 
 async function fetchOne(client: ImapFlow, range: string, query: Parameters<ImapFlow['fetchOne']>[1]) {
@@ -234,20 +240,26 @@ t.test('imapflow: a whole client session on the PEC store, the REST API seeing t
   t.equal(client.mailbox && client.mailbox.exists, 1);
 });
 
-t.test('IDLE wakes within a second of a change made elsewhere, also by another server instance on the database', async (t) => {
+t.test('two processes on one database: one UIDVALIDITY and UID order, IDLE woken within a second by the other process', async (t) => {
   const s = await setup(t);
   await s.store('inbox', sampleMessage(1));
-  // A second instance of the IMAP server on the same database, with its own LISTEN connection.
-  const changes2 = new MailboxChanges((channel, onNotify) => s.h.database.sql.listen(channel, onNotify));
-  const second = await startImapServers(s.h.database.db, {
-    host: '127.0.0.1', port: 0, tlsPort: 0, serverName: 'imap2.test',
-    tls: await loadOrCreateTls({ certificateFile: undefined, privateKeyFile: undefined }, ['localhost']),
-    changes: changes2, signIn: (attempt) => signInToMailbox(s.h.database.db, attempt),
+  // A second server process on the same database (its own connections and LISTEN), as a second instance of the product.
+  const [{ db: name }] = (await s.h.database.db.execute(sql`select current_database() db`)) as unknown as [{ db: string }];
+  const url = new URL(serverUrl());
+  url.pathname = `/${name}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./helpers/imap-process.ts', import.meta.url)), url.toString()], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    child.kill('SIGTERM');
   });
-  t.teardown(async () => {
-    await second.close();
-    await changes2.stop();
+  const second = await new Promise<{ tlsPort: number; pid: number }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
+    });
+    child.once('exit', (code) => reject(new Error(`the second process exited with ${code}`)));
   });
+  t.not(second.pid, process.pid, 'another process');
   const watcher = s.client();
   const other = new ImapFlow({ host: '127.0.0.1', port: second.tlsPort, secure: true, auth: { user: s.alice.address, pass: s.alice.password }, tls: { rejectUnauthorized: false }, logger: false });
   await watcher.connect();
@@ -322,6 +334,12 @@ t.test('bad input: BAD and the session goes on; limits end only the offending se
   t.match(await c.until(/a7 .*\r\n/), /a7 NO \[TOOBIG\]/);
   c.send('a8 FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n');
   t.match(await c.until(/a8 .*\r\n/), /Subject: Fattura 1[\s\S]*a8 OK/);
+  c.send('a81 FETCH 1 (FLAGS)\r\n');
+  t.notMatch(await c.until(/a81 .*\r\n/), /\\Seen/, 'BODY.PEEK left \\Seen alone');
+  c.send('a82 FETCH 1 (BODY[TEXT]<0.20>)\r\n');
+  t.match(await c.until(/a82 .*\r\n/), /BODY\[TEXT\]<0> \{20\}\r\n[\s\S]{20}[\s\S]*FLAGS \(\\Seen\)[\s\S]*a82 OK/, 'BODY[] sets \\Seen and says so');
+  c.send('a83 UID FETCH 1:* (UID BINARY.SIZE[2] BINARY[2])\r\n');
+  t.match(await c.until(/a83 .*\r\n/), /BINARY\.SIZE\[2\] 18 BINARY\[2\] \{18\}\r\n%PDF-1\.4 fattura 1/, 'BINARY decodes base64');
   c.send('a9 LOGIN x y\r\n');
   t.match(await c.until(/a9 .*\r\n/), /a9 BAD/);
 
@@ -371,4 +389,55 @@ m.logout()
   const { stdout } = await run('python3', ['-c', script]);
   const { createHash } = await import('node:crypto');
   t.same(stdout.trim().split('\n'), messages.map((m, i) => `${i + 1} ${createHash('sha256').update(m).digest('hex')}`));
+});
+
+t.test("isync's mbsync syncs the whole mailbox to a Maildir and back", { skip: process.env.SKIP_MBSYNC ? 'SKIP_MBSYNC set' : false }, async (t) => {
+  const s = await setup(t);
+  const messages = [sampleMessage(1), sampleMessage(2), sampleMessage(3)];
+  for (const m of messages) await s.store('inbox', m);
+  await s.store('receipts', sampleMessage(4, 'ACCETTAZIONE: Fattura 1'));
+  const dir = await mkdtemp(path.join(tmpdir(), 'mbsync-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'server.pem'), s.tls.cert);
+  await mkdir(path.join(dir, 'mail'));
+  const config = [
+    'IMAPAccount pec', 'Host localhost', `Port ${s.imap.tlsPort}`, `User ${s.alice.address}`, `Pass ${s.alice.password}`,
+    'SSLType IMAPS', `CertificateFile ${path.join(dir, 'server.pem')}`, '',
+    'IMAPStore remote', 'Account pec', '',
+    'MaildirStore local', `Path ${dir}/mail/`, `Inbox ${dir}/mail/INBOX`, 'SubFolders Verbatim', '',
+    'Channel pec', 'Far :remote:', 'Near :local:', 'Patterns *', 'Create Both', 'Expunge None', 'SyncState *', 'Sync All', '',
+  ].join('\n');
+  await writeFile(path.join(dir, 'mbsyncrc'), config);
+  const sync = () => run('mbsync', ['-c', path.join(dir, 'mbsyncrc'), '-a'], { timeout: 60_000 });
+  await sync();
+  const files = async (folder: string) => {
+    const out: Array<{ name: string; bytes: Buffer }> = [];
+    for (const sub of ['cur', 'new']) {
+      for (const name of await readdir(path.join(dir, 'mail', folder, sub)).catch(() => [])) out.push({ name: `${sub}/${name}`, bytes: await readFile(path.join(dir, 'mail', folder, sub, name)) });
+    }
+    return out;
+  };
+  const inbox = await files('INBOX');
+  t.equal(inbox.length, 3, 'every INBOX message in the Maildir');
+  // A Maildir keeps LF line ends, and mbsync adds its X-TUID header to what it stores (it finds its copies by it):
+  // with those two undone, every message is the stored one byte for byte.
+  const asStored = (bytes: Buffer) => bytes.toString('latin1').replace(/^X-TUID: [^\n]*\n/m, '').replace(/\n/g, '\r\n');
+  t.same(inbox.map((f) => asStored(f.bytes)).sort(), messages.map((m) => m.toString('latin1')).sort(), 'byte for byte');
+  t.equal((await files('Receipts')).length, 1, 'the receipts folder too');
+  t.same((await readdir(path.join(dir, 'mail'))).sort(), ['Archive', 'Drafts', 'INBOX', 'Receipts', 'Sent', 'Trash']);
+
+  // Back: a message marked read in the Maildir, and a message put in the local Drafts, reach the server.
+  const first = inbox[0]!;
+  const [sub, name] = first.name.split('/') as [string, string];
+  const base = name.includes(':2,') ? name.slice(0, name.indexOf(':2,')) : name;
+  await rename(path.join(dir, 'mail', 'INBOX', sub, name), path.join(dir, 'mail', 'INBOX', 'cur', `${base}:2,FS`));
+  const draft = Buffer.from('From: alice@pec.example.it\r\nTo: bob@pec.example.it\r\nSubject: bozza\r\n\r\nDa completare\r\n');
+  await writeFile(path.join(dir, 'mail', 'Drafts', 'new', `${Date.now()}.1.test`), draft);
+  await sync();
+  const listed = await rest(s, `/v1/mailboxes/${s.alice.id}/messages?folder=inbox`);
+  t.equal(listed.data.filter((m: { seen: boolean; flagged: boolean }) => m.seen && m.flagged).length, 1, 'the flags set in the Maildir are on the server');
+  const drafts = await rest(s, `/v1/mailboxes/${s.alice.id}/messages?folder=drafts`);
+  t.match(drafts.data, [{ kind: 'appended', subject: 'bozza' }], 'the local draft was appended');
+  const raw = await s.h.app.inject({ method: 'GET', url: `/v1/mailboxes/${s.alice.id}/messages/${drafts.data[0].id}/raw`, headers: { authorization: `Basic ${Buffer.from(`${s.alice.address}:${s.alice.password}`).toString('base64')}` } });
+  t.match(raw.body, /Subject: bozza\r\n[\s\S]*Da completare/, 'its bytes');
 });

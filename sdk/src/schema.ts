@@ -1458,7 +1458,7 @@ export interface paths {
         delete: operations["deleteMessage"];
         options?: never;
         head?: never;
-        /** Mark seen or unseen, or move to another folder (e.g. the archive) */
+        /** Mark seen or flagged, or move to another folder (e.g. the archive) */
         patch: operations["updateMessage"];
         trace?: never;
     };
@@ -3890,8 +3890,10 @@ export interface components {
             object: "mailbox_folder";
             /** @description `true` for live data, `false` for the sandbox (test mode: `sk_test_` keys, test mailboxes). */
             livemode: boolean;
-            /** @enum {unknown} */
-            name: "inbox" | "sent" | "receipts" | "archive";
+            /** @description A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder's own, levels separated by `/`. */
+            name: string;
+            /** @description A folder every mailbox has; the others are the holder's own. */
+            system: boolean;
             total: number;
             unread: number;
             size_bytes: number;
@@ -3919,13 +3921,13 @@ export interface components {
             livemode: boolean;
             /** @description Prefixed `msg_`. */
             id: string;
-            /** @enum {unknown} */
-            folder: "inbox" | "sent" | "receipts" | "archive";
+            /** @description A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder's own, levels separated by `/`. */
+            folder: string;
             /**
              * @description What the message is: a transport envelope, a receipt of some type, your own sent original…
              * @enum {unknown}
              */
-            kind: "original" | "transport_envelope" | "anomaly_envelope" | "acceptance" | "non_acceptance" | "take_charge" | "delivery" | "non_delivery" | "delay_warning" | "timeout" | "virus_detection" | "non_delivery_virus";
+            kind: "original" | "transport_envelope" | "anomaly_envelope" | "acceptance" | "non_acceptance" | "take_charge" | "delivery" | "non_delivery" | "delay_warning" | "timeout" | "virus_detection" | "non_delivery_virus" | "appended";
             message_id: string;
             /** @description The PEC msgid of the transaction this message belongs to. */
             pec_message_id: string | null;
@@ -3933,6 +3935,12 @@ export interface components {
             from: string;
             size_bytes: number;
             seen: boolean;
+            /** @description Flagged for attention (IMAP \Flagged). */
+            flagged: boolean;
+            /** @description Answered (IMAP \Answered). */
+            answered: boolean;
+            /** @description Keywords set by mail clients (IMAP), such as `$Forwarded`. */
+            keywords: string[];
             /** Format: date-time */
             stored_at: string;
         };
@@ -3944,13 +3952,13 @@ export interface components {
             livemode: boolean;
             /** @description Prefixed `msg_`. */
             id: string;
-            /** @enum {unknown} */
-            folder: "inbox" | "sent" | "receipts" | "archive";
+            /** @description A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder's own, levels separated by `/`. */
+            folder: string;
             /**
              * @description What the message is: a transport envelope, a receipt of some type, your own sent original…
              * @enum {unknown}
              */
-            kind: "original" | "transport_envelope" | "anomaly_envelope" | "acceptance" | "non_acceptance" | "take_charge" | "delivery" | "non_delivery" | "delay_warning" | "timeout" | "virus_detection" | "non_delivery_virus";
+            kind: "original" | "transport_envelope" | "anomaly_envelope" | "acceptance" | "non_acceptance" | "take_charge" | "delivery" | "non_delivery" | "delay_warning" | "timeout" | "virus_detection" | "non_delivery_virus" | "appended";
             message_id: string;
             /** @description The PEC msgid of the transaction this message belongs to. */
             pec_message_id: string | null;
@@ -3958,6 +3966,12 @@ export interface components {
             from: string;
             size_bytes: number;
             seen: boolean;
+            /** @description Flagged for attention (IMAP \Flagged). */
+            flagged: boolean;
+            /** @description Answered (IMAP \Answered). */
+            answered: boolean;
+            /** @description Keywords set by mail clients (IMAP), such as `$Forwarded`. */
+            keywords: string[];
             /** Format: date-time */
             stored_at: string;
             date: string | null;
@@ -4131,8 +4145,9 @@ export interface components {
         /** MessageUpdate */
         MessageUpdate: {
             seen?: boolean;
-            /** @enum {unknown} */
-            folder?: "inbox" | "sent" | "receipts" | "archive";
+            flagged?: boolean;
+            /** @description A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder's own, levels separated by `/`. */
+            folder?: string;
         };
         /**
          * Metadata
@@ -13998,7 +14013,8 @@ export interface operations {
                 limit?: number;
                 /** @description Cursor: the `next_cursor` of the previous page (an object id). */
                 starting_after?: string;
-                folder?: "inbox" | "sent" | "receipts" | "archive";
+                /** @description A system folder (`inbox`, `sent`, `receipts`, `archive`, `drafts`, `trash`; IMAP names such as `INBOX` or `Sent` work too) or the path of a folder of the holder's own, levels separated by `/`. */
+                folder?: string;
                 seen?: boolean;
                 /** @description Everything about one transaction: its envelope or its receipts. */
                 pec_message_id?: string;

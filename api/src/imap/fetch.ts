@@ -55,11 +55,18 @@ export function parseFetchItems(attribute: ImapAttribute | undefined): FetchItem
   const raw: ImapAttribute[] = Array.isArray(attribute) ? attribute : attribute ? [attribute] : [];
   if (raw.length === 0) throw new FetchSyntaxError('FETCH needs data items');
   const items: FetchItem[] = [];
-  for (const node of raw) {
+  for (let node of raw) {
     if (!node || Array.isArray(node) || node.type !== 'ATOM' || typeof node.value !== 'string') throw new FetchSyntaxError('Invalid FETCH data item');
-    const name = node.value.toUpperCase();
-    if (MACROS[name] && raw.length === 1 && !node.section) {
-      for (const m of MACROS[name]) items.push({ kind: m as 'FLAGS' });
+    let name = node.value.toUpperCase();
+    // The parser leaves BINARY.SIZE[2] as one atom (its grammar knows BODY[ and BINARY[ only): split it here.
+    const sized = /^(BINARY\.SIZE)\[([0-9.]*)\]$/.exec(name);
+    if (sized && !node.section) {
+      name = sized[1]!;
+      node = { ...node, value: name, section: sized[2] ? [{ type: 'ATOM', value: sized[2] }] : [] };
+    }
+    const macro = MACROS[name];
+    if (macro && raw.length === 1 && !node.section) {
+      for (const m of macro) items.push({ kind: m as 'FLAGS' });
       continue;
     }
     const partial = node.partial ? ([node.partial[0] ?? 0, node.partial[1] ?? Number.MAX_SAFE_INTEGER] as [number, number]) : null;

@@ -768,6 +768,8 @@ export class ImapSession {
       const { updated } = await changeFlags(this.deps.db, selected.view, uids, { mode: 'add', system: { seen: true }, keywords: [] });
       for (const state of updated) selected.own.set(state.uid, state.modseq);
     }
+    // A FETCH that sets \Seen also tells the new flags (RFC 9051 §6.4.5: the server includes FLAGS when they change).
+    const rendered = needs.setsSeen && !selected.readOnly && !items.some((i) => i.kind === 'FLAGS') ? [...items, { kind: 'FLAGS' as const }] : items;
     const batchSize = needs.content ? 20 : 500;
     for (let i = 0; i < uids.length; i += batchSize) {
       const batch = uids.slice(i, i + batchSize);
@@ -775,7 +777,7 @@ export class ImapSession {
       let out = '';
       for (const row of rows) {
         const seq = lowerBound(selected.uids, row.state.uid) + 1;
-        out += renderFetch(items, { ...row, seq }, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid });
+        out += renderFetch(rendered, { ...row, seq }, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid });
         if (out.length > 256 * 1024) {
           await this.#write(out);
           out = '';
