@@ -196,7 +196,7 @@ t.test('every mode against every mailbox operation', async (t) => {
   ]);
   t.equal((await delegates.send_only!.as('GET', `/v1/mailboxes/${alice.id}/messages/${own[0]!.id}`)).status, 200);
   const folders = (await delegates.send_only!.as('GET', `/v1/mailboxes/${alice.id}/folders`)).body.data as Array<{ name: string; total: number }>;
-  t.same(Object.fromEntries(folders.map((f) => [f.name, f.total])), { inbox: 0, sent: 2, receipts: 4, archive: 0 });
+  t.same(Object.fromEntries(folders.map((f) => [f.name, f.total])), { inbox: 0, sent: 2, receipts: 4, archive: 0, drafts: 0, trash: 0 });
   t.ok(((await alice.as('GET', `/v1/mailboxes/${alice.id}/messages?limit=100`)).body.data as unknown[]).length > own.length, 'the holder sees everything');
 
   // A suspended mailbox: read modes still read; nobody sends.
