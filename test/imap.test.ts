@@ -220,6 +220,19 @@ t.test('imapflow: a whole client session on the PEC store, the REST API seeing t
   const transactions = await s.h.database.db.execute(sql`select count(*)::int n from pec_transactions`);
   t.equal((transactions as unknown as Array<{ n: number }>)[0]!.n, 0, 'nothing was submitted');
 
+  // A big message goes both ways whole (a synchronising literal of 3 MB, then its bytes back).
+  const big = Buffer.concat([Buffer.from('From: alice@pec.example.it\r\nSubject: grande\r\n\r\n'), Buffer.from(`${'x'.repeat(998)}\r\n`.repeat(3000))]);
+  const bigAppended = await client.append('Drafts', big);
+  t.ok(bigAppended && bigAppended.uid === 1, 'a 3 MB APPEND');
+  const draftsBox = await client.getMailboxLock('Drafts');
+  try {
+    const back = await fetchOne(client, '1', { source: true });
+    t.equal(Buffer.compare(back.source!, big), 0, 'and the same bytes back');
+  } finally {
+    draftsBox.release();
+  }
+  await client.mailboxOpen('INBOX');
+
   // User folders: create, rename (UIDs kept), delete.
   await client.mailboxCreate('Clienti/ACME');
   await client.messageCopy('1', 'Clienti/ACME');
@@ -362,6 +375,20 @@ t.test('bad input: BAD and the session goes on; limits end only the offending se
   const refused = await new Promise<string>((resolve) => plain.once('data', (d: Buffer) => resolve(d.toString())));
   t.match(refused, /p1 NO \[PRIVACYREQUIRED\]/);
   plain.destroy();
+
+  // Clear text on the TLS port, and garbage in place of a TLS handshake after STARTTLS: those connections end, the server goes on.
+  const garbage = net.connect(s.imap.tlsPort, '127.0.0.1');
+  garbage.on('error', () => {});
+  garbage.write('a1 LOGIN alice@pec.example.it alice-password-2026\r\n\x16\x03\x01\xff\xff garbage');
+  await new Promise<void>((resolve) => garbage.once('close', () => resolve()));
+  const upgrading = net.connect(s.imap.port, '127.0.0.1');
+  upgrading.on('error', () => {});
+  await new Promise((resolve) => upgrading.once('data', resolve));
+  upgrading.write('s1 STARTTLS\r\n');
+  await new Promise((resolve) => upgrading.once('data', resolve));
+  upgrading.write('this is not a TLS client hello\r\n');
+  await new Promise<void>((resolve) => upgrading.once('close', () => resolve()));
+  t.pass('hostile connections closed');
 
   // STARTTLS then login works (imapflow upgrades by itself).
   const upgraded = s.client(s.alice.address, s.alice.password, false);

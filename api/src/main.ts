@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   });
   const pop3 = await startPop3Servers(database.db, {
     host: config.pec.smtp.host, port: config.pec.smtp.pop3Port, tlsPort: config.pec.smtp.pop3TlsPort, tls: doorsTls,
-    serverName: `pop3.${app.pec.serviceDomain}`, log: app.log,
+    serverName: `pop3.${app.pec.serviceDomain}`, log: app.log, signInDeps: { tokens: app.tokens },
   });
   const address = `http://${config.host}:${(app.server.address() as { port: number }).port}`;
 

@@ -2,7 +2,22 @@ import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:c
 import { randomToken } from './ids.ts';
 
 // scrypt parameters: N=2^15, r=8, p=1 (~32 MiB, tens of ms): OWASP's recommended minimum for scrypt.
-const PARAMS = { N: 32_768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+const PARAMS = { N: scryptCost(), r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+
+/**
+ * PASSWORD_SCRYPT_COST lowers N for new hashes where speed matters more than resistance to offline guessing: the
+ * test suite, which creates and checks thousands of passwords. Stored hashes name their own parameters, so a
+ * hash made with one cost verifies under any other. Never lower it in production.
+ */
+function scryptCost(): number {
+  const raw = process.env.PASSWORD_SCRYPT_COST;
+  if (raw === undefined || raw === '') return 32_768;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1024 || n > 1_048_576 || (n & (n - 1)) !== 0) {
+    throw new Error(`PASSWORD_SCRYPT_COST must be a power of two from 1024 to 1048576; got '${raw}'.`);
+  }
+  return n;
+}
 const KEY_LENGTH = 32;
 
 function derive(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {

@@ -38,7 +38,9 @@ export class CommandFramer {
   #lines: Buffer[] = [];
   #literals: Buffer[] = [];
   #literalWanted = -1;
-  #commandBytes = 0;
+  /** Bytes of the command's lines (not its literals, which have their own limit). */
+  #lineBytes = 0;
+  #literalBytes = 0;
   #dead = false;
 
   constructor(private readonly limits: FramerLimits, private readonly events: FramerEvents) {}
@@ -62,8 +64,8 @@ export class CommandFramer {
       const line = this.#buffer.subarray(0, newline + 1);
       this.#buffer = this.#buffer.subarray(newline + 1);
       if (line.length > this.limits.maxLineBytes) return this.#fail('Line too long');
-      this.#commandBytes += line.length;
-      if (this.#commandBytes > this.limits.maxLineBytes * 4) return this.#fail('Command too long');
+      this.#lineBytes += line.length;
+      if (this.#lineBytes > this.limits.maxLineBytes * 4) return this.#fail('Command too long');
       this.#line(line);
     }
   }
@@ -85,7 +87,8 @@ export class CommandFramer {
     const firstLine = (this.#lines[0] ?? line).toString('latin1');
     const isAppend = /^\S+\s+(UID\s+)?APPEND\s/i.test(firstLine);
     const limit = isAppend ? this.limits.maxAppendBytes : this.limits.maxLiteralBytes;
-    if (size > limit || (marker[2] === '-' && size > 4096)) {
+    // Every literal of the command counts: many small literals add up to no more than one big one could.
+    if (this.#literalBytes + size > limit || (marker[2] === '-' && size > 4096)) {
       if (nonSync) return this.#fail(`Literal of ${size} bytes is over the limit of ${limit}`);
       const tag = /^(\S+)/.exec(firstLine)?.[1] ?? '*';
       this.#reset();
@@ -94,14 +97,15 @@ export class CommandFramer {
     }
     this.#lines.push(Buffer.from(`${text.slice(0, marker.index)}{${size}}\r\n`, 'latin1'));
     this.#literalWanted = size;
-    this.#commandBytes += size;
+    this.#literalBytes += size;
     if (!nonSync) this.events.continueLiteral();
   }
 
   #reset(): void {
     this.#lines = [];
     this.#literals = [];
-    this.#commandBytes = 0;
+    this.#lineBytes = 0;
+    this.#literalBytes = 0;
   }
 
   #fail(reason: string): void {

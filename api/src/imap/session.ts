@@ -106,6 +106,8 @@ export class ImapSession {
   #newFramer(): CommandFramer {
     return new CommandFramer(this.deps.limits, {
       command: (command) => {
+        // A client that pipelines without reading the answers is not queued for without end.
+        if (this.#queue.length >= 1000) return this.#bye('Too many commands waiting; read the responses');
         this.#queue.push(command);
         void this.#drain();
       },

@@ -1,6 +1,6 @@
 import type { Db } from '@pec-partner/db';
 import { mayPerform, ownTransactionsOnly } from '../access/modes.ts';
-import { signInToMailbox, type SignInResult } from '../access/sign-in.ts';
+import { signInToMailbox, type SignInDeps, type SignInResult } from '../access/sign-in.ts';
 import { folderSnapshot, messageBytes } from '../mailstore/maildrop.ts';
 import { changeFlags, moveMessages, type FolderView } from '../mailstore/messages.ts';
 import { ConnectionCounter } from '../pec/smtp-limits.ts';
@@ -47,13 +47,13 @@ function storeMaildrop(db: Db, principal: Principal, view: FolderView, snapshot:
  * The POP3 doors' backend: sign-in through the access layer, the same for every door, then a snapshot of the inbox
  * as the signed-in actor may see it. Sessions per mailbox are counted here, in this process, over both POP3 doors.
  */
-export function storeBackend(db: Db, maxSessionsPerMailbox: number): Pop3Backend {
+export function storeBackend(db: Db, maxSessionsPerMailbox: number, signInDeps: SignInDeps = {}): Pop3Backend {
   const sessions = new ConnectionCounter(maxSessionsPerMailbox);
   return {
     async signIn({ user, password, authzid, remoteAddress }) {
       // No credentials hold a NUL (PostgreSQL text cannot) or run to kilobytes: refused like wrong ones, unchecked.
       if (![user, password, authzid ?? ''].every((value) => value.length <= 1024 && !value.includes('\0'))) return invalid;
-      const result = await signInToMailbox(db, { door: 'pop3', user, password, authzid, remoteAddress });
+      const result = await signInToMailbox(db, { door: 'pop3', user, password, authzid, remoteAddress }, undefined, signInDeps);
       if (!result.ok) return { ok: false, refusal: result.code, message: result.message };
       const { principal } = result;
       if (!mayPerform(principal.actor, 'read_message')) {

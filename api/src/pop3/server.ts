@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Db } from '@pec-partner/db';
 import { ConnectionCounter } from '../pec/smtp-limits.ts';
 import { DEFAULT_POP3_LIMITS, type Pop3Limits } from './limits.ts';
+import type { SignInDeps } from '../access/sign-in.ts';
 import { storeBackend } from './maildrop.ts';
 import { Pop3Session, type Pop3Log } from './session.ts';
 
@@ -21,6 +22,8 @@ export interface Pop3Listen {
   /** Overrides of DEFAULT_POP3_LIMITS. */
   limits?: Partial<Pop3Limits> | undefined;
   log?: Pop3Log | undefined;
+  /** What sign-in needs besides the database: the token service that verifies supervisors' mailbox sessions. */
+  signInDeps?: SignInDeps | undefined;
 }
 
 export interface Pop3Servers {
@@ -49,7 +52,7 @@ export async function startPop3Servers(db: Db, options: Pop3Listen): Promise<Pop
   const limits: Pop3Limits = { ...DEFAULT_POP3_LIMITS, ...options.limits };
   const log = options.log;
   const secureContext = tls.createSecureContext({ key: options.tls.key, cert: options.tls.cert, minVersion: 'TLSv1.2' });
-  const backend = storeBackend(db, limits.maxSessionsPerMailbox);
+  const backend = storeBackend(db, limits.maxSessionsPerMailbox, options.signInDeps);
   const sessions = new Set<Pop3Session>();
   let closing = false;
 
