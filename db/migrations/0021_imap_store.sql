@@ -50,6 +50,16 @@ BEGIN
   RETURN NULL;
 END $$;--> statement-breakpoint
 CREATE TRIGGER mailboxes_system_folders AFTER INSERT ON mailboxes FOR EACH ROW EXECUTE FUNCTION mailbox_system_folders();--> statement-breakpoint
+-- The next UID (and MODSEQ) of a folder, under its row's lock; a folder that does not exist is the foreign key's error.
+CREATE FUNCTION mailbox_folder_next_uid(mailbox text, folder text, OUT uid integer, OUT modseq bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE mailbox_folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+    WHERE mailbox_id = mailbox AND name = folder
+    RETURNING uid_next - 1, highest_modseq INTO uid, modseq;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'mailbox % has no folder %', mailbox, folder USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'mailbox_messages_folder_fk';
+  END IF;
+END $$;--> statement-breakpoint
 -- UIDs and MODSEQs are allocated here, from the folder row and under its lock, whichever process or door writes:
 -- a new message takes the next UID; a move takes the next UID of the target folder and records the expunge in the
 -- source; a flag change takes the next MODSEQ. A folder rename (cascaded from mailbox_folders) keeps both.
@@ -62,24 +72,14 @@ BEGIN
     RETURN NEW;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    UPDATE mailbox_folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-      WHERE mailbox_id = NEW.mailbox_id AND name = NEW.folder
-      RETURNING uid_next - 1, highest_modseq INTO NEW.uid, NEW.modseq;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'mailbox % has no folder %', NEW.mailbox_id, NEW.folder USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'mailbox_messages_folder_fk';
-    END IF;
+    SELECT f.uid, f.modseq INTO NEW.uid, NEW.modseq FROM mailbox_folder_next_uid(NEW.mailbox_id, NEW.folder) f;
   ELSIF NEW.folder IS DISTINCT FROM OLD.folder THEN
     IF NOT EXISTS (SELECT 1 FROM mailbox_folders WHERE mailbox_id = OLD.mailbox_id AND name = OLD.folder) THEN
       RETURN NEW; -- the folder itself was renamed
     END IF;
     -- Both rows locked in name order, so that two opposite moves wait for each other instead of deadlocking.
     PERFORM 1 FROM mailbox_folders WHERE mailbox_id = NEW.mailbox_id AND name IN (OLD.folder, NEW.folder) ORDER BY name FOR UPDATE;
-    UPDATE mailbox_folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-      WHERE mailbox_id = NEW.mailbox_id AND name = NEW.folder
-      RETURNING uid_next - 1, highest_modseq INTO NEW.uid, NEW.modseq;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'mailbox % has no folder %', NEW.mailbox_id, NEW.folder USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'mailbox_messages_folder_fk';
-    END IF;
+    SELECT f.uid, f.modseq INTO NEW.uid, NEW.modseq FROM mailbox_folder_next_uid(NEW.mailbox_id, NEW.folder) f;
     UPDATE mailbox_folders SET highest_modseq = highest_modseq + 1
       WHERE mailbox_id = OLD.mailbox_id AND name = OLD.folder RETURNING highest_modseq INTO left_at;
     INSERT INTO mailbox_expunges (mailbox_id, folder, uid, modseq) VALUES (OLD.mailbox_id, OLD.folder, OLD.uid, left_at);
