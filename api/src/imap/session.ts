@@ -478,13 +478,14 @@ export class ImapSession {
       view, imapName: imapNameOf(folder), readOnly, uidValidity: opened.uidValidity, uids: opened.uids,
       modseq: opened.highestModseq, expungeModseq: opened.highestModseq, own: new Map(),
     };
-    const counts = await folderCounts(this.deps.db, view);
+    // SELECT names the first unseen message (UNSEEN), it does not count them: counting the folder is not needed. The UID
+    // check below still leaves out a message this session may not see, as the count of visible unseen ones did.
     const [firstUnseen] = (await this.deps.db.execute(sql`select uid from mailbox_messages where mailbox_id = ${view.mailboxId} and folder = ${folder} and not seen order by uid limit 1`)) as unknown as Array<{ uid: number }>;
     this.#send(`* FLAGS ${FLAGS}\r\n`);
     this.#send(`* OK [PERMANENTFLAGS ${readOnly ? '()' : '(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)'}] Flags permitted\r\n`);
     this.#send(`* ${opened.uids.length} EXISTS\r\n`);
     if (!this.#enabled.has('IMAP4REV2')) this.#send('* 0 RECENT\r\n');
-    if (firstUnseen && counts.unseen > 0) {
+    if (firstUnseen) {
       const seq = lowerBound(opened.uids, firstUnseen.uid) + 1;
       if (opened.uids[seq - 1] === firstUnseen.uid && !this.#enabled.has('IMAP4REV2')) this.#send(`* OK [UNSEEN ${seq}] First unseen\r\n`);
     }
