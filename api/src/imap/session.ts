@@ -120,6 +120,9 @@ export class ImapSession {
   constructor(socket: Socket, secure: boolean, private readonly deps: SessionDeps) {
     this.#socket = socket;
     this.#secure = secure;
+    // A reply is several writes (untagged lines, then the tagged one): with Nagle's algorithm the last small one waits
+    // for the client's delayed ACK, 40 ms on Linux, on every command. Through TLS this reaches the TCP socket.
+    socket.setNoDelay(true);
     this.#framer = this.#newFramer();
     this.#attach(socket);
     this.#send(`* OK [CAPABILITY ${this.#capabilities()}] ${deps.serverName} IMAP ready\r\n`);
