@@ -5,9 +5,10 @@
  * same messages?
  *
  *  - N deterministic PEC transport envelopes (multipart/signed around a text part, daticert.xml and the original
- *    message with a small PDF, 5–9 KB each, varied senders and subjects) are stored in one mailbox of ours through
- *    storeMessage (as the engine stores deliveries: the triggers allocate UIDs, quota usage is counted), and the same
- *    bytes are written into a Maildir served by a private Dovecot (`/usr/sbin/dovecot -F` with a config of its own in
+ *    message with a small PDF, 5–9 KB each, varied senders and subjects) are stored in one mailbox of ours as
+ *    storeMessage() stores the engine's deliveries (the rows it writes, 100 to a multi-row INSERT: the triggers
+ *    allocate UIDs in order, quota usage is counted; one call per message is 3–4 times slower), and the same bytes
+ *    are written into a Maildir served by a private Dovecot (`/usr/sbin/dovecot -F` with a config of its own in
  *    a temporary directory, its implicit-TLS port only). A second mailbox holds the first N/10 of them, for the
  *    memory comparison.
  *  - Both servers present the same self-signed certificate on an implicit-TLS port and are driven by the same
@@ -20,8 +21,9 @@
  *    medians are printed. Between phases the table is VACUUMed (what autovacuum would do after the cold run's
  *    updates), so a random autovacuum does not land inside one measurement.
  *  - Memory: our server runs in a child process (like a real deployment) that samples its heap and RSS; a sync of
- *    the N/10 mailbox is compared with one of the N mailbox. Flat means the growth does not scale with N. Dovecot's
- *    per-session `imap` process peak RSS (VmHWM) is shown beside it.
+ *    the N/10 mailbox is compared with one of the N mailbox. The live heap (sampled right after a forced GC, in a run
+ *    of its own since that slows it) is what a sync keeps; flat means its growth does not scale with N. Dovecot's
+ *    per-session `imap` process peak RSS (VmHWM, its memory-mapped index included) is shown beside it.
  *  - A real client's view: one warm sync per server with imapflow (what the tests use), which also checks that
  *    both servers give the same envelopes. Bodies are checked byte for byte on every run (same SHA-256 of all
  *    BODY[] literals in sequence order).
@@ -37,6 +39,7 @@
  *   IMAP_BENCH_IMAPFLOW=1       the imapflow pass (0: skip) IMAP_BENCH_DOVECOT=/usr/sbin/dovecot
  *   IMAP_BENCH_PROFILE=<dir>    our server runs with --cpu-prof, the profile written there at the end
  *   IMAP_BENCH_KEEP=1           keep the database and the Dovecot directory for inspection
+ *   BENCH_LOG=1                 show the API's errors while the mailboxes are made
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -50,11 +53,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { ImapFlow } from 'imapflow';
 import { buildApp, createOperatorKey, createPartner, ensureDefaultPriceList, loadConfig, loadPriceList, systemClock } from '@pec-partner/api';
-import { connect } from '@pec-partner/db';
+import { connect, mailboxMessages } from '@pec-partner/db';
 import { signInToMailbox } from '../../api/src/access/sign-in.ts';
 import { startImapServers } from '../../api/src/imap/server.ts';
 import { MailboxChanges } from '../../api/src/mailstore/changes.ts';
-import { adjustUsage, storeMessage } from '../../api/src/pec/store.ts';
+import { newId } from '../../api/src/ids.ts';
+import { adjustUsage } from '../../api/src/pec/store.ts';
 import { loadOrCreateTls } from '../../api/src/pec/tls.ts';
 import { freshDatabase } from '../helpers/database.ts';
 import { CF_MARIO } from '../helpers/fixtures.ts';
@@ -78,7 +82,7 @@ const settings = () => ({
   coldRuns: intEnv('IMAP_BENCH_COLD_RUNS', 3, 1),
   imapflow: intEnv('IMAP_BENCH_IMAPFLOW', 1, 0) > 0,
   dovecot: process.env.IMAP_BENCH_DOVECOT || '/usr/sbin/dovecot',
-  profileDir: process.env.IMAP_BENCH_PROFILE || null,
+  profileDir: process.env.IMAP_BENCH_PROFILE ? path.resolve(process.env.IMAP_BENCH_PROFILE) : null,
   keep: !!process.env.IMAP_BENCH_KEEP,
 });
 
@@ -478,14 +482,17 @@ async function syncOnce(port: number, user: string, expected: number, beforeLogo
 
 interface MemoryReport {
   heapBefore: number;
+  /** heapUsed as sampled (garbage not yet collected included). */
   heapPeak: number;
+  /** The live heap: heapUsed right after a forced full GC, every 100 ms (only in `live` runs, which it slows). */
+  liveHeapPeak: number;
   heapAfter: number;
   rssBefore: number;
   rssPeak: number;
   rssAfter: number;
 }
 
-type ToServer = { type: 'mark' } | { type: 'report' } | { type: 'stop' };
+type ToServer = { type: 'mark'; live: boolean } | { type: 'report' } | { type: 'stop' };
 type FromServer = { type: 'ready'; tlsPort: number } | { type: 'marked' } | { type: 'report'; memory: MemoryReport } | { type: 'error'; message: string };
 
 async function serverRole(): Promise<void> {
@@ -500,8 +507,9 @@ async function serverRole(): Promise<void> {
     log: { info() {}, warn: (fields, message) => console.error(message, fields), error: (fields, message) => console.error(message, fields) },
   });
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
-  let memory: MemoryReport = { heapBefore: 0, heapPeak: 0, heapAfter: 0, rssBefore: 0, rssPeak: 0, rssAfter: 0 };
+  let memory: MemoryReport = { heapBefore: 0, heapPeak: 0, liveHeapPeak: 0, heapAfter: 0, rssBefore: 0, rssPeak: 0, rssAfter: 0 };
   let sampler: NodeJS.Timeout | null = null;
+  let liveSampler: NodeJS.Timeout | null = null;
   // Sampled every 10 ms while a measured session runs: the peaks between samples are missed, not invented.
   const sample = () => {
     const usage = process.memoryUsage();
@@ -514,12 +522,19 @@ async function serverRole(): Promise<void> {
       gc();
       gc();
       const usage = process.memoryUsage();
-      memory = { heapBefore: usage.heapUsed, heapPeak: usage.heapUsed, heapAfter: 0, rssBefore: usage.rss, rssPeak: usage.rss, rssAfter: 0 };
+      memory = { heapBefore: usage.heapUsed, heapPeak: usage.heapUsed, liveHeapPeak: message.live ? usage.heapUsed : 0, heapAfter: 0, rssBefore: usage.rss, rssPeak: usage.rss, rssAfter: 0 };
       sampler = setInterval(sample, 10);
+      if (message.live) {
+        liveSampler = setInterval(() => {
+          gc();
+          memory.liveHeapPeak = Math.max(memory.liveHeapPeak, process.memoryUsage().heapUsed);
+        }, 100);
+      }
       send({ type: 'marked' });
     } else if (message.type === 'report') {
       if (sampler) clearInterval(sampler);
-      sampler = null;
+      if (liveSampler) clearInterval(liveSampler);
+      sampler = liveSampler = null;
       sample();
       gc();
       gc();
@@ -529,6 +544,7 @@ async function serverRole(): Promise<void> {
       send({ type: 'report', memory });
     } else if (message.type === 'stop') {
       if (sampler) clearInterval(sampler);
+      if (liveSampler) clearInterval(liveSampler);
       void (async () => {
         await imap.close();
         await changes.stop();
@@ -580,9 +596,9 @@ class ServerChild {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  async mark(): Promise<void> {
+  async mark(live = false): Promise<void> {
     const reply = this.#next();
-    this.#child.send({ type: 'mark' } satisfies ToServer);
+    this.#child.send({ type: 'mark', live } satisfies ToServer);
     await reply;
   }
 
@@ -620,6 +636,12 @@ function systemUser(name: string): { uid: number; gid: number } | null {
   if (!line) return null;
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** The name of a group, from /etc/group. */
+function groupName(gid: number): string {
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[2] === String(gid));
+  return line?.split(':')[0] ?? String(gid);
 }
 
 /** Writes a Maildir whose cur/ holds these messages, unseen, in this order (Dovecot assigns UIDs by the file names' time). */
@@ -660,7 +682,8 @@ class Dovecot {
       'auth_mechanisms = plain',
       // As root, mail processes run as the dovecot user (uid below the default first_valid_uid of 500).
       'first_valid_uid = 1',
-      ...(unprivileged ? [`default_internal_user = ${user}`, `default_login_user = ${user}`, 'service anvil {\n  chroot =\n}'] : []),
+      // As another user, everything runs as that user and group, without chroot (Dovecot's "rootless" set-up).
+      ...(unprivileged ? [`default_internal_user = ${user}`, `default_login_user = ${user}`, `default_internal_group = ${groupName(process.getgid?.() ?? 0)}`, 'service anvil {\n  chroot =\n}'] : []),
       'passdb {\n  driver = static\n  args = password=' + PASSWORD + '\n}',
       `userdb {\n  driver = static\n  args = uid=${owner ? owner.uid : process.getuid?.()} gid=${owner ? owner.gid : process.getgid?.()} home=${homes}/%n\n}`,
       'mail_location = maildir:~/Maildir',
@@ -807,16 +830,16 @@ export async function runImapBench(): Promise<void> {
     const messages = Array.from({ length: s.messages }, (_, i) => pecMessage(i, big.address));
     const totalBytes = messages.reduce((sum, m) => sum + m.content.length, 0);
     const storeAll = async (box: { id: string }, list: readonly BenchMessage[]) => {
-      // As the engine stores deliveries (UIDs from the triggers, usage counted), 500 to a transaction.
-      for (let at = 0; at < list.length; at += 500) {
+      // What storeMessage() does for one message (the engine's way: UIDs from the triggers, usage counted), for 100 at
+      // a time: one multi-row INSERT, whose rows take their UIDs in order, and the usage of those inserted.
+      for (let at = 0; at < list.length; at += 100) {
         await database.db.transaction(async (tx) => {
-          for (let i = at; i < Math.min(list.length, at + 500); i++) {
-            const m = list[i]!;
-            await storeMessage(tx, {
-              mailboxId: box.id, folder: 'inbox', kind: 'transport_envelope', content: m.content, messageId: m.messageId, pecMessageId: null,
-              subject: m.subject, fromAddress: m.from, dedupeKey: `bench:${i}`, now: new Date(),
-            });
-          }
+          const now = new Date();
+          const inserted = await tx.insert(mailboxMessages).values(list.slice(at, at + 100).map((m, k) => ({
+            id: newId('msg', now), mailboxId: box.id, folder: 'inbox' as const, kind: 'transport_envelope' as const, messageId: m.messageId, pecMessageId: null,
+            subject: m.subject, fromAddress: m.from, sizeBytes: m.content.length, content: m.content, dedupeKey: `bench:${at + k}`, storedAt: now,
+          }))).onConflictDoNothing().returning({ size: mailboxMessages.sizeBytes });
+          await adjustUsage(tx, box.id, 'inbox', inserted.reduce((sum, r) => sum + r.size, 0));
         });
       }
     };
@@ -853,7 +876,7 @@ export async function runImapBench(): Promise<void> {
     print(`IMAP benchmark — ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}, PostgreSQL ${version}, Dovecot ${dovecotVersion}`);
     print(`N=${s.messages} messages (${mb(totalBytes)}, ${fmt(totalBytes / s.messages / 1024, 1)} KB on average) in ${big.address}; ${small} in ${little.address}`);
     print(`Both servers on implicit TLS (same self-signed RSA-2048 certificate), one raw IMAP client in the bench process; our server in a child process (pool of 10 connections, as in production).`);
-    print(`Setup: stored through storeMessage in ${fmt((stored - setupStart) / 1000, 1)} s (the small mailbox copied in SQL, VACUUM ANALYZE included); Maildirs written in ${fmt((written - stored) / 1000, 1)} s`);
+    print(`Setup: stored as storeMessage() does, 100 to an INSERT, in ${fmt((stored - setupStart) / 1000, 1)} s (the small mailbox copied in SQL, VACUUM ANALYZE included); Maildirs written in ${fmt((written - stored) / 1000, 1)} s`);
 
     // Warm-up: Dovecot's auth process, our JIT and connection pool; the small mailboxes become warm too.
     for (const port of [ourPort, dovecotPort]) {
@@ -894,12 +917,15 @@ export async function runImapBench(): Promise<void> {
       for (const side of (run % 2 === 0 ? ['ours', 'dovecot'] : ['dovecot', 'ours']) as Side[]) warm[side].push(record(await syncOnce(portOf(side), big.address, s.messages)));
     }
 
-    // -- Memory: N/10 against N, warm ---------------------------------------------------------------------------------
+    // -- Memory: N/10 against N, warm; a run as measured above, and a run with the live heap sampled ------------------
     const memory: Array<{ label: string; count: number; ours: MemoryReport; dovecotRss: number }> = [];
     for (const [label, box, count] of [[`N/10 = ${small}`, little, small], [`N = ${s.messages}`, big, s.messages]] as const) {
+      await ours.mark(true);
+      await syncOnce(ourPort, box.address, count);
+      const { liveHeapPeak } = await ours.report();
       await ours.mark();
       await syncOnce(ourPort, box.address, count);
-      const report = await ours.report();
+      const report = { ...(await ours.report()), liveHeapPeak };
       let dovecotRss = 0;
       await syncOnce(dovecotPort, box.address, count, () => {
         dovecotRss = dovecotRef.imapPeakRss();
@@ -957,21 +983,23 @@ export async function runImapBench(): Promise<void> {
     print(`  every run, open + sync ms: cold ours ${all(cold.ours)}; Dovecot ${all(cold.dovecot)} — warm ours ${all(warm.ours)}; Dovecot ${all(warm.dovecot)}`);
     print(`  responses: A ${mb(warm.ours[0]!.envelopeBytes)} from us, ${mb(warm.dovecot[0]!.envelopeBytes)} from Dovecot; B ${mb(warm.ours[0]!.bodyBytes)} of message bytes from each`);
 
-    const memoryRows = memory.map((m) => [
-      m.label, mb(m.ours.heapBefore), signedMb(m.ours.heapPeak - m.ours.heapBefore), signedMb(m.ours.heapAfter - m.ours.heapBefore),
-      signedMb(m.ours.rssPeak - m.ours.rssBefore), mb(m.ours.rssPeak), mb(m.dovecotRss),
-    ]);
-    if (coldMemory) {
-      memoryRows.push([`N = ${s.messages}, cold`, mb(coldMemory.heapBefore), signedMb(coldMemory.heapPeak - coldMemory.heapBefore), signedMb(coldMemory.heapAfter - coldMemory.heapBefore),
-        signedMb(coldMemory.rssPeak - coldMemory.rssBefore), mb(coldMemory.rssPeak), '']);
-    }
-    print(table('Memory during one sync (our server process: heap used after GC before, growth at the peak and after GC; RSS); Dovecot: its imap process', [
-      'mailbox', 'heap before', 'heap peak', 'heap after', 'RSS peak growth', 'RSS peak', 'Dovecot imap RSS peak',
+    const memoryRow = (label: string, m: MemoryReport, dovecotRss: string) => [
+      label, mb(m.heapBefore), m.liveHeapPeak ? signedMb(m.liveHeapPeak - m.heapBefore) : '–', signedMb(m.heapPeak - m.heapBefore), signedMb(m.heapAfter - m.heapBefore),
+      signedMb(m.rssPeak - m.rssBefore), mb(m.rssPeak), dovecotRss,
+    ];
+    const memoryRows = memory.map((m) => memoryRow(`${m.label}, warm`, m.ours, mb(m.dovecotRss)));
+    if (coldMemory) memoryRows.push(memoryRow(`N = ${s.messages}, cold`, coldMemory, ''));
+    print(table('Memory of one session\'s sync: our server process (heap after GC before it; growth: live heap at its peak, heap used at its peak, retained after GC; RSS), Dovecot\'s imap process', [
+      'mailbox', 'heap before', 'live heap', 'heap used', 'retained', 'RSS growth', 'RSS peak', 'Dovecot imap RSS peak',
     ], memoryRows));
     const [tenth, full] = memory;
     if (tenth && full) {
-      const growth = (m: MemoryReport) => m.heapPeak - m.heapBefore;
-      print(`  heap peak growth at N ÷ at N/10: ${fmt(growth(full.ours) / Math.max(1, growth(tenth.ours)), 2)} (flat: about 1; proportional: 10)`);
+      const extra = full.count - tenth.count;
+      const live = (m: MemoryReport) => m.liveHeapPeak - m.heapBefore;
+      const perMessage = (bytes: number) => `${fmt(bytes / extra, 0)} bytes a message`;
+      print(`  from N/10 to N (${extra} messages more): our live heap ${signedMb(live(full.ours) - live(tenth.ours))} (${perMessage(live(full.ours) - live(tenth.ours))}; the session keeps the folder's UID list),`
+        + ` heap used ${signedMb(full.ours.heapPeak - tenth.ours.heapPeak)}; Dovecot's imap process ${signedMb(full.dovecotRss - tenth.dovecotRss)} RSS (${perMessage(full.dovecotRss - tenth.dovecotRss)}).`);
+      print('  Live heap: heapUsed right after a forced GC, sampled every 100 ms in a run of its own; heap used: as sampled every 10 ms, garbage V8 has not collected yet included (it grows with the length of the sync, not with what is kept).');
     }
 
     const bodiesAgree = hashes.size === 1;
@@ -987,6 +1015,7 @@ export async function runImapBench(): Promise<void> {
   } finally {
     await ours?.stop().catch(() => {});
     await dovecot?.stop().catch(() => {});
+    if (ours && s.profileDir) process.stdout.write(`CPU profile of our server (its whole life, setup excluded): ${s.profileDir} (open it in Chrome DevTools, Performance)\n`);
     await database.close();
     if (s.keep) process.stdout.write(`Kept: database ${fresh.url}, Dovecot directory ${dir}\n`);
     else {
