@@ -164,65 +164,91 @@ function sectionBytes(content: string, tree: () => MimeNode, item: Extract<Fetch
   }
 }
 
+/**
+ * A FETCH response being written: data items in the order added, each once; text runs are kept as one string (a
+ * whole sync renders tens of thousands of these: no closures, few pieces).
+ */
+class FetchResponseBuilder {
+  readonly #out: FetchResponse = [];
+  readonly #seen = new Set<string>();
+  #text: string;
+
+  constructor(seq: number) {
+    this.#text = `* ${seq} FETCH (`;
+  }
+
+  /** A value as text, or bytes sent as a literal (a literal8, `~{n}`, when `literal8`). */
+  add(key: string, value: string | Buffer, literal8 = false): void {
+    if (this.#seen.has(key)) return;
+    const separator = this.#seen.size ? ' ' : '';
+    this.#seen.add(key);
+    if (typeof value === 'string') {
+      this.#text += `${separator}${key} ${value}`;
+    } else {
+      this.#out.push(`${this.#text}${separator}${key} ${literal8 ? '~' : ''}{${value.length}}\r\n`, value);
+      this.#text = '';
+    }
+  }
+
+  end(): FetchResponse {
+    this.#out.push(`${this.#text})\r\n`);
+    return this.#out;
+  }
+}
+
+function summaryPart(message: FetchedMessage, part: keyof ImapSummary): string {
+  const value = message.summary?.[part];
+  if (value === undefined) throw new Error(`No ${part} for UID ${message.state.uid}`);
+  return value;
+}
+
 /** One FETCH response's data items for a message, in the order asked. */
 export function renderFetch(items: readonly FetchItem[], message: FetchedMessage, options: { condstore: boolean; uid: boolean }): FetchResponse {
-  const out: FetchResponse = [`* ${message.seq} FETCH (`];
-  const seen = new Set<string>();
+  const response = new FetchResponseBuilder(message.seq);
   let text: string | null = null;
   let tree: MimeNode | null = null;
-  const textOf = () => (text ??= message.content!.toString('latin1'));
-  const treeOf = () => (tree ??= parseMime(textOf()));
-  /** A value as text, or bytes sent as a literal (a literal8, `~{n}`, when `binary` bytes hold NULs). */
-  const push = (key: string, value: string | Buffer, literal8 = false) => {
-    if (seen.has(key)) return;
-    seen.add(key);
-    const separator = seen.size > 1 ? ' ' : '';
-    if (typeof value === 'string') out.push(`${separator}${key} ${value}`);
-    else out.push(`${separator}${key} ${literal8 ? '~' : ''}{${value.length}}\r\n`, value);
-  };
-  const summary = (part: keyof ImapSummary): string => {
-    const value = message.summary?.[part];
-    if (value === undefined) throw new Error(`No ${part} for UID ${message.state.uid}`);
-    return value;
-  };
-  if (options.uid) push('UID', String(message.state.uid));
+  if (options.uid) response.add('UID', String(message.state.uid));
   for (const item of items) {
     switch (item.kind) {
-      case 'UID': push('UID', String(message.state.uid)); break;
-      case 'FLAGS': push('FLAGS', flagList(message.state)); break;
-      case 'INTERNALDATE': push('INTERNALDATE', dateTime(message.storedAt)); break;
-      case 'RFC822.SIZE': push('RFC822.SIZE', String(message.size)); break;
-      case 'MODSEQ': push('MODSEQ', `(${message.state.modseq})`); break;
-      case 'ENVELOPE': push('ENVELOPE', summary('envelope')); break;
-      case 'BODYSTRUCTURE': push('BODYSTRUCTURE', summary('bodystructure')); break;
-      case 'BODY': push('BODY', summary('body')); break;
+      case 'UID': response.add('UID', String(message.state.uid)); break;
+      case 'FLAGS': response.add('FLAGS', flagList(message.state)); break;
+      case 'INTERNALDATE': response.add('INTERNALDATE', dateTime(message.storedAt)); break;
+      case 'RFC822.SIZE': response.add('RFC822.SIZE', String(message.size)); break;
+      case 'MODSEQ': response.add('MODSEQ', `(${message.state.modseq})`); break;
+      case 'ENVELOPE': response.add('ENVELOPE', summaryPart(message, 'envelope')); break;
+      case 'BODYSTRUCTURE': response.add('BODYSTRUCTURE', summaryPart(message, 'bodystructure')); break;
+      case 'BODY': response.add('BODY', summaryPart(message, 'body')); break;
       case 'section': {
         // The whole message is sent from the stored bytes as they are; parts are cut from its binary string.
-        const whole = item.section.path.length === 0 && item.section.part === '';
-        const bytes = whole ? message.content! : sectionBytes(textOf(), treeOf, item);
+        let bytes: string | Buffer | null;
+        if (item.section.path.length === 0 && item.section.part === '') {
+          bytes = message.content!;
+        } else {
+          const binary = (text ??= message.content!.toString('latin1'));
+          bytes = sectionBytes(binary, () => (tree ??= parseMime(binary)), item);
+        }
         if (item.name === 'BINARY.SIZE') {
-          push(`BINARY.SIZE[${item.label}]`, bytes === null ? '0' : String(bytes.length));
+          response.add(`BINARY.SIZE[${item.label}]`, bytes === null ? '0' : String(bytes.length));
           break;
         }
         const name = item.name === 'BINARY' ? 'BINARY' : item.name.startsWith('RFC822') ? item.name : 'BODY';
         const key = name === 'BODY' || name === 'BINARY' ? `${name}[${item.label}]${item.partial ? `<${item.partial[0]}>` : ''}` : name;
         if (bytes === null) {
-          push(key, 'NIL');
+          response.add(key, 'NIL');
           break;
         }
         if (typeof bytes !== 'string') {
           const slice = item.partial ? bytes.subarray(item.partial[0], item.partial[0] + item.partial[1]) : bytes;
-          push(key, slice, name === 'BINARY' && slice.includes(0));
+          response.add(key, slice, name === 'BINARY' && slice.includes(0));
           break;
         }
         const slice = item.partial ? bytes.slice(item.partial[0], item.partial[0] + item.partial[1]) : bytes;
         // BINARY content may hold NULs: a literal8 (RFC 3516 §4.2).
-        push(key, name === 'BINARY' && slice.includes('\0') ? `~${literal(slice)}` : literal(slice));
+        response.add(key, name === 'BINARY' && slice.includes('\0') ? `~${literal(slice)}` : literal(slice));
         break;
       }
     }
   }
-  if (options.condstore) push('MODSEQ', `(${message.state.modseq})`);
-  out.push(')\r\n');
-  return out;
+  if (options.condstore) response.add('MODSEQ', `(${message.state.modseq})`);
+  return response.end();
 }

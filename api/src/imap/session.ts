@@ -17,7 +17,7 @@ import {
   appendMessage, changeFlags, changesSince, copyMessages, expungeDeleted, folderCounts, moveMessages, openFolder, quotaUse, statesOf, StoreError,
   type FlagChange, type FolderView, type MessageState,
 } from '../mailstore/messages.ts';
-import { envelopeOf, FetchSyntaxError, flagList, needsOf, parseFetchItems, renderFetch, summarize, type FetchResponse, type ImapSummary } from './fetch.ts';
+import { envelopeOf, FetchSyntaxError, flagList, needsOf, parseFetchItems, renderFetch, summarize, type FetchedMessage, type FetchResponse, type ImapSummary } from './fetch.ts';
 import { CommandFramer, type FramedCommand, type FramerLimits } from './framer.ts';
 import { BadCharsetError, compileSearch, LazyMessage, searchPrologue, SearchSyntaxError } from './search.ts';
 import { compactSet, lowerBound, orderedSet, SequenceSetError, uidsForSequenceSet, uidsForUidSet } from './sequence.ts';
@@ -810,8 +810,8 @@ export class ImapSession {
     for await (const rows of this.#fetchBatches(uids, needs, changedSince, saving)) {
       if (this.#closed) break;
       for (const row of rows) {
-        const seq = lowerBound(selected.uids, row.state.uid) + 1;
-        for (const piece of renderFetch(items, { ...row, seq }, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid })) {
+        row.seq = lowerBound(selected.uids, row.state.uid) + 1;
+        for (const piece of renderFetch(items, row, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid })) {
           // A big message goes out as the bytes read from the store, not copied once more.
           if (typeof piece !== 'string' && piece.length >= 64 * 1024) {
             if (pending) await flush();
@@ -923,17 +923,23 @@ export class ImapSession {
           where m.mailbox_id = ${view.mailboxId} and m.folder = ${view.folder} and m.uid = any(${foundUids}::int[]) and m.uid = v.uid`);
       });
     }
-    return rows.map((r) => ({
-      state: { uid: r.uid, modseq: Number(r.modseq), seen: r.seen, answered: r.answered, flagged: r.flagged, draft: r.draft, deleted: r.deleted, keywords: r.keywords } satisfies MessageState,
-      size: r.size_bytes,
-      storedAt: new Date(r.stored_at),
-      summary: needs.envelope || needs.structure ? {
-        ...(r.envelope === null ? {} : { envelope: r.envelope }),
-        ...(r.bodystructure === null ? {} : { bodystructure: r.bodystructure }),
-        ...(r.body === null ? {} : { body: r.body }),
-      } : null,
-      content: needs.content ? r.content : null,
-    }));
+    return rows.map((r): FetchedMessage => {
+      let summary: Partial<ImapSummary> | null = null;
+      if (needs.envelope || needs.structure) {
+        summary = {};
+        if (r.envelope !== null) summary.envelope = r.envelope;
+        if (r.bodystructure !== null) summary.bodystructure = r.bodystructure;
+        if (r.body !== null) summary.body = r.body;
+      }
+      return {
+        seq: 0, // set when the response is written, from the session's view
+        state: { uid: r.uid, modseq: Number(r.modseq), seen: r.seen, answered: r.answered, flagged: r.flagged, draft: r.draft, deleted: r.deleted, keywords: r.keywords },
+        size: r.size_bytes,
+        storedAt: new Date(r.stored_at),
+        summary,
+        content: needs.content ? r.content : null,
+      };
+    });
   }
 
   async #store(tag: string, isUid: boolean, args: ImapAttributeList): Promise<void> {
