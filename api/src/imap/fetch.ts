@@ -1,5 +1,6 @@
 import type { ImapAttribute, ImapAttributeList } from 'imapflow/lib/handler/types.js';
 import type { MessageState } from '../mailstore/messages.ts';
+import { parseEntity } from '../pec/messages/raw-entity.ts';
 import { bodyStructure, decodedBody, envelope, headerFields, parseMime, partAt, type MimeNode } from './mime.ts';
 import { dateTime, list, literal } from './wire.ts';
 
@@ -89,16 +90,23 @@ export function parseFetchItems(attribute: ImapAttribute | undefined): FetchItem
   return items;
 }
 
-/** What a FETCH needs from the store: the flags alone, the cached summary, or the message bytes. */
+/**
+ * What a FETCH needs from the store: the flags alone, parts of the cached summary (ENVELOPE needs only the header;
+ * BODYSTRUCTURE and BODY the whole MIME structure), or the message bytes.
+ */
 export function needsOf(items: readonly FetchItem[]) {
   return {
-    summary: items.some((i) => i.kind === 'ENVELOPE' || i.kind === 'BODYSTRUCTURE' || i.kind === 'BODY'),
+    envelope: items.some((i) => i.kind === 'ENVELOPE'),
+    structure: items.some((i) => i.kind === 'BODYSTRUCTURE' || i.kind === 'BODY'),
     content: items.some((i) => i.kind === 'section'),
     setsSeen: items.some((i) => i.kind === 'section' && !i.peek),
   };
 }
 
-/** ENVELOPE, BODYSTRUCTURE and BODY of a message, kept in the store after the first FETCH that needs them. */
+/**
+ * ENVELOPE, BODYSTRUCTURE and BODY of a message, kept in the store after the first FETCH that needs them. The
+ * envelope alone is kept when only it was asked for (what a client's first sync asks), which needs the header only.
+ */
 export interface ImapSummary {
   envelope: string;
   bodystructure: string;
@@ -109,15 +117,24 @@ export function summarize(content: string, tree: MimeNode = parseMime(content)):
   return { envelope: envelope(tree.entity), bodystructure: bodyStructure(content, tree, true), body: bodyStructure(content, tree, false) };
 }
 
+/** The ENVELOPE from the message's header (the bytes up to the empty line are enough): what summarize() gives. */
+export const envelopeOf = (head: string): string => envelope(parseEntity(head));
+
 export interface FetchedMessage {
   seq: number;
   state: MessageState;
   size: number;
   storedAt: Date;
-  summary: ImapSummary | null;
-  /** Binary string of the whole message, when a section was asked for. */
-  content: string | null;
+  summary: Partial<ImapSummary> | null;
+  /** The whole message, when a section was asked for. */
+  content: Buffer | null;
 }
+
+/**
+ * One FETCH response as pieces to write in order: binary strings (see wire.ts) and, for whole-message sections,
+ * the stored bytes themselves, which need no conversion (a full sync is mostly those).
+ */
+export type FetchResponse = Array<string | Buffer>;
 
 export const flagList = (state: MessageState): string => {
   const flags: string[] = [];
@@ -154,47 +171,91 @@ function sectionBytes(content: string, tree: () => MimeNode, item: Extract<Fetch
   }
 }
 
+/**
+ * A FETCH response being written: data items in the order added, each once; text runs are kept as one string (a
+ * whole sync renders tens of thousands of these: no closures, few pieces).
+ */
+class FetchResponseBuilder {
+  readonly #out: FetchResponse = [];
+  readonly #seen = new Set<string>();
+  #text: string;
+
+  constructor(seq: number) {
+    this.#text = `* ${seq} FETCH (`;
+  }
+
+  /** A value as text, or bytes sent as a literal (a literal8, `~{n}`, when `literal8`). */
+  add(key: string, value: string | Buffer, literal8 = false): void {
+    if (this.#seen.has(key)) return;
+    const separator = this.#seen.size ? ' ' : '';
+    this.#seen.add(key);
+    if (typeof value === 'string') {
+      this.#text += `${separator}${key} ${value}`;
+    } else {
+      this.#out.push(`${this.#text}${separator}${key} ${literal8 ? '~' : ''}{${value.length}}\r\n`, value);
+      this.#text = '';
+    }
+  }
+
+  end(): FetchResponse {
+    this.#out.push(`${this.#text})\r\n`);
+    return this.#out;
+  }
+}
+
+function summaryPart(message: FetchedMessage, part: keyof ImapSummary): string {
+  const value = message.summary?.[part];
+  if (value === undefined) throw new Error(`No ${part} for UID ${message.state.uid}`);
+  return value;
+}
+
 /** One FETCH response's data items for a message, in the order asked. */
-export function renderFetch(items: readonly FetchItem[], message: FetchedMessage, options: { condstore: boolean; uid: boolean }): string {
-  const out: string[] = [];
-  const seen = new Set<string>();
+export function renderFetch(items: readonly FetchItem[], message: FetchedMessage, options: { condstore: boolean; uid: boolean }): FetchResponse {
+  const response = new FetchResponseBuilder(message.seq);
+  let text: string | null = null;
   let tree: MimeNode | null = null;
-  const treeOf = () => (tree ??= parseMime(message.content!));
-  const push = (key: string, value: string) => {
-    if (seen.has(key)) return;
-    seen.add(key);
-    out.push(`${key} ${value}`);
-  };
-  if (options.uid) push('UID', String(message.state.uid));
+  if (options.uid) response.add('UID', String(message.state.uid));
   for (const item of items) {
     switch (item.kind) {
-      case 'UID': push('UID', String(message.state.uid)); break;
-      case 'FLAGS': push('FLAGS', flagList(message.state)); break;
-      case 'INTERNALDATE': push('INTERNALDATE', dateTime(message.storedAt)); break;
-      case 'RFC822.SIZE': push('RFC822.SIZE', String(message.size)); break;
-      case 'MODSEQ': push('MODSEQ', `(${message.state.modseq})`); break;
-      case 'ENVELOPE': push('ENVELOPE', message.summary!.envelope); break;
-      case 'BODYSTRUCTURE': push('BODYSTRUCTURE', message.summary!.bodystructure); break;
-      case 'BODY': push('BODY', message.summary!.body); break;
+      case 'UID': response.add('UID', String(message.state.uid)); break;
+      case 'FLAGS': response.add('FLAGS', flagList(message.state)); break;
+      case 'INTERNALDATE': response.add('INTERNALDATE', dateTime(message.storedAt)); break;
+      case 'RFC822.SIZE': response.add('RFC822.SIZE', String(message.size)); break;
+      case 'MODSEQ': response.add('MODSEQ', `(${message.state.modseq})`); break;
+      case 'ENVELOPE': response.add('ENVELOPE', summaryPart(message, 'envelope')); break;
+      case 'BODYSTRUCTURE': response.add('BODYSTRUCTURE', summaryPart(message, 'bodystructure')); break;
+      case 'BODY': response.add('BODY', summaryPart(message, 'body')); break;
       case 'section': {
-        const bytes = sectionBytes(message.content!, treeOf, item);
+        // The whole message is sent from the stored bytes as they are; parts are cut from its binary string.
+        let bytes: string | Buffer | null;
+        if (item.section.path.length === 0 && item.section.part === '') {
+          bytes = message.content!;
+        } else {
+          const binary = (text ??= message.content!.toString('latin1'));
+          bytes = sectionBytes(binary, () => (tree ??= parseMime(binary)), item);
+        }
         if (item.name === 'BINARY.SIZE') {
-          push(`BINARY.SIZE[${item.label}]`, bytes === null ? '0' : String(bytes.length));
+          response.add(`BINARY.SIZE[${item.label}]`, bytes === null ? '0' : String(bytes.length));
           break;
         }
         const name = item.name === 'BINARY' ? 'BINARY' : item.name.startsWith('RFC822') ? item.name : 'BODY';
         const key = name === 'BODY' || name === 'BINARY' ? `${name}[${item.label}]${item.partial ? `<${item.partial[0]}>` : ''}` : name;
         if (bytes === null) {
-          push(key, 'NIL');
+          response.add(key, 'NIL');
+          break;
+        }
+        if (typeof bytes !== 'string') {
+          const slice = item.partial ? bytes.subarray(item.partial[0], item.partial[0] + item.partial[1]) : bytes;
+          response.add(key, slice, name === 'BINARY' && slice.includes(0));
           break;
         }
         const slice = item.partial ? bytes.slice(item.partial[0], item.partial[0] + item.partial[1]) : bytes;
         // BINARY content may hold NULs: a literal8 (RFC 3516 §4.2).
-        push(key, name === 'BINARY' && slice.includes('\0') ? `~${literal(slice)}` : literal(slice));
+        response.add(key, name === 'BINARY' && slice.includes('\0') ? `~${literal(slice)}` : literal(slice));
         break;
       }
     }
   }
-  if (options.condstore) push('MODSEQ', `(${message.state.modseq})`);
-  return `* ${message.seq} FETCH (${out.join(' ')})\r\n`;
+  if (options.condstore) response.add('MODSEQ', `(${message.state.modseq})`);
+  return response.end();
 }

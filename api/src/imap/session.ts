@@ -17,7 +17,7 @@ import {
   appendMessage, changeFlags, changesSince, copyMessages, expungeDeleted, folderCounts, moveMessages, openFolder, quotaUse, statesOf, StoreError,
   type FlagChange, type FolderView, type MessageState,
 } from '../mailstore/messages.ts';
-import { FetchSyntaxError, flagList, needsOf, parseFetchItems, renderFetch, summarize, type ImapSummary } from './fetch.ts';
+import { envelopeOf, FetchSyntaxError, flagList, needsOf, parseFetchItems, renderFetch, summarize, type FetchedMessage, type FetchResponse, type ImapSummary } from './fetch.ts';
 import { CommandFramer, type FramedCommand, type FramerLimits } from './framer.ts';
 import { BadCharsetError, compileSearch, LazyMessage, searchPrologue, SearchSyntaxError } from './search.ts';
 import { compactSet, lowerBound, orderedSet, SequenceSetError, uidsForSequenceSet, uidsForUidSet } from './sequence.ts';
@@ -75,6 +75,29 @@ const KEYWORD = /^[!#$&'+,\-.0-9:;<=>?@A-Z^_`a-z|}~]+$/;
 
 const atomOf = (node: ImapAttribute | undefined): string => (node && !Array.isArray(node) && node.value !== null && node.value !== undefined ? (Buffer.isBuffer(node.value) ? node.value.toString('utf8') : String(node.value)) : '');
 
+/** Messages per FETCH batch when their bytes are sent: about this many bytes of them (memory stays flat). */
+const CONTENT_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * The summaries a FETCH computed, stored one batch after the other while the FETCH goes on. done() waits for the
+ * last and throws the first failure, so the command fails as it did when each batch waited for its write.
+ */
+class SummaryWrites {
+  #chain: Promise<void> = Promise.resolve();
+  #failure: unknown = null;
+
+  add(write: () => Promise<void>): void {
+    this.#chain = this.#chain.then(() => (this.#failure ? undefined : write())).catch((error: unknown) => {
+      this.#failure ??= error;
+    });
+  }
+
+  async done(): Promise<void> {
+    await this.#chain;
+    if (this.#failure) throw this.#failure;
+  }
+}
+
 /** One client connection: the protocol states of RFC 9051 §3 and the commands of each. */
 export class ImapSession {
   #socket: Socket;
@@ -97,6 +120,9 @@ export class ImapSession {
   constructor(socket: Socket, secure: boolean, private readonly deps: SessionDeps) {
     this.#socket = socket;
     this.#secure = secure;
+    // A reply is several writes (untagged lines, then the tagged one): with Nagle's algorithm the last small one waits
+    // for the client's delayed ACK, 40 ms on Linux, on every command. Through TLS this reaches the TCP socket.
+    socket.setNoDelay(true);
     this.#framer = this.#newFramer();
     this.#attach(socket);
     this.#send(`* OK [CAPABILITY ${this.#capabilities()}] ${deps.serverName} IMAP ready\r\n`);
@@ -141,13 +167,13 @@ export class ImapSession {
     if (this.#principal) this.deps.releaseAccount(this.#principal.mailboxId);
   }
 
-  #send(data: string): boolean {
+  #send(data: string | Buffer): boolean {
     if (this.#closed || this.#socket.destroyed) return true;
-    return this.#socket.write(Buffer.from(data, 'latin1'));
+    return this.#socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
   }
 
   /** Waits for the socket to take what it has before more is written (a FETCH of a whole mailbox stays flat in memory). */
-  async #write(data: string): Promise<void> {
+  async #write(data: string | Buffer): Promise<void> {
     if (!this.#send(data) && !this.#closed) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -480,13 +506,14 @@ export class ImapSession {
       view, imapName: imapNameOf(folder), readOnly, uidValidity: opened.uidValidity, uids: opened.uids,
       modseq: opened.highestModseq, expungeModseq: opened.highestModseq, own: new Map(),
     };
-    const counts = await folderCounts(this.deps.db, view);
+    // SELECT names the first unseen message (UNSEEN), it does not count them: counting the folder is not needed. The UID
+    // check below still leaves out a message this session may not see, as the count of visible unseen ones did.
     const [firstUnseen] = (await this.deps.db.execute(sql`select uid from mailbox_messages where mailbox_id = ${view.mailboxId} and folder = ${folder} and not seen order by uid limit 1`)) as unknown as Array<{ uid: number }>;
     this.#send(`* FLAGS ${FLAGS}\r\n`);
     this.#send(`* OK [PERMANENTFLAGS ${readOnly ? '()' : '(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)'}] Flags permitted\r\n`);
     this.#send(`* ${opened.uids.length} EXISTS\r\n`);
     if (!this.#enabled.has('IMAP4REV2')) this.#send('* 0 RECENT\r\n');
-    if (firstUnseen && counts.unseen > 0) {
+    if (firstUnseen) {
       const seq = lowerBound(opened.uids, firstUnseen.uid) + 1;
       if (opened.uids[seq - 1] === firstUnseen.uid && !this.#enabled.has('IMAP4REV2')) this.#send(`* OK [UNSEEN ${seq}] First unseen\r\n`);
     }
@@ -772,58 +799,151 @@ export class ImapSession {
     }
     // A FETCH that sets \Seen also tells the new flags (RFC 9051 §6.4.5: the server includes FLAGS when they change).
     const rendered = needs.setsSeen && !selected.readOnly && !items.some((i) => i.kind === 'FLAGS') ? [...items, { kind: 'FLAGS' as const }] : items;
-    const batchSize = needs.content ? 20 : 500;
-    for (let i = 0; i < uids.length; i += batchSize) {
-      const batch = uids.slice(i, i + batchSize);
-      const rows = await this.#loadForFetch(batch, needs, changedSince);
-      let out = '';
+    // Responses are gathered into writes of about 256 KB (one copy of the bytes, one TLS write), then backpressure.
+    let pieces: FetchResponse = [];
+    let pending = 0;
+    const flush = async () => {
+      const data = Buffer.allocUnsafe(pending);
+      let at = 0;
+      for (const piece of pieces) at += typeof piece === 'string' ? data.write(piece, at, 'latin1') : piece.copy(data, at);
+      pieces = [];
+      pending = 0;
+      await this.#write(data);
+    };
+    const saving = new SummaryWrites();
+    for await (const rows of this.#fetchBatches(uids, needs, changedSince, saving)) {
+      if (this.#closed) break;
       for (const row of rows) {
-        const seq = lowerBound(selected.uids, row.state.uid) + 1;
-        out += renderFetch(rendered, { ...row, seq }, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid });
-        if (out.length > 256 * 1024) {
-          await this.#write(out);
-          out = '';
+        row.seq = lowerBound(selected.uids, row.state.uid) + 1;
+        for (const piece of renderFetch(rendered, row, { condstore: condstore && this.#enabled.has('CONDSTORE'), uid: isUid })) {
+          // A big message goes out as the bytes read from the store, not copied once more.
+          if (typeof piece !== 'string' && piece.length >= 64 * 1024) {
+            if (pending) await flush();
+            await this.#write(piece);
+            continue;
+          }
+          pieces.push(piece);
+          pending += piece.length;
         }
+        if (pending > 256 * 1024) await flush();
       }
-      if (out) await this.#write(out);
     }
+    if (pending) await flush();
+    await saving.done();
     await this.#sync(isUid);
     this.#ok(tag, `${isUid ? 'UID ' : ''}FETCH completed`);
   }
 
-  async #loadForFetch(uids: number[], needs: ReturnType<typeof needsOf>, changedSince: number | undefined) {
+  /**
+   * The messages of a FETCH, in UID order and in batches: 500 without their bytes, about 1 MB of messages with them.
+   * The next batch is read while the current one is written (two round trips never add up), so at most two batches
+   * are in memory whatever the size of the folder.
+   */
+  async *#fetchBatches(uids: number[], needs: ReturnType<typeof needsOf>, changedSince: number | undefined, saving: SummaryWrites) {
+    const batches = needs.content ? this.#contentBatches(uids) : (function* () {
+      for (let i = 0; i < uids.length; i += 500) yield uids.slice(i, i + 500);
+    })();
+    const load = async () => {
+      const next = await batches.next();
+      return next.done ? null : this.#loadForFetch(next.value, needs, changedSince, saving);
+    };
+    let loading = load();
+    try {
+      for (;;) {
+        const rows = await loading;
+        if (!rows) return;
+        loading = load();
+        yield rows;
+      }
+    } finally {
+      // When the FETCH stops early (the client went away), the batch read ahead is dropped, its failure with it.
+      loading.catch(() => {});
+    }
+  }
+
+  /** UIDs in batches of about CONTENT_BATCH_BYTES of stored messages (one message alone when it is bigger). */
+  async *#contentBatches(uids: number[]) {
+    const { view } = this.#selected!;
+    for (let i = 0; i < uids.length; i += 2000) {
+      const chunk = uids.slice(i, i + 2000);
+      const sizes = new Map(((await this.deps.db.execute(sql`select uid, size_bytes from mailbox_messages
+        where mailbox_id = ${view.mailboxId} and folder = ${view.folder} and uid = any(${sql.param(chunk)}::int[])`)) as unknown as Array<{ uid: number; size_bytes: number }>)
+        .map((r) => [r.uid, r.size_bytes]));
+      let batch: number[] = [];
+      let bytes = 0;
+      for (const uid of chunk) {
+        const size = sizes.get(uid) ?? 0;
+        if (batch.length && (bytes + size > CONTENT_BATCH_BYTES || batch.length >= 500)) {
+          yield batch;
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(uid);
+        bytes += size;
+      }
+      if (batch.length) yield batch;
+    }
+  }
+
+  async #loadForFetch(uids: number[], needs: ReturnType<typeof needsOf>, changedSince: number | undefined, saving: SummaryWrites) {
     const selected = this.#selected!;
+    const { view } = selected;
     const since = changedSince === undefined ? sql`` : sql` and modseq > ${changedSince}`;
+    // Only the parts of the summary asked for travel (an ENVELOPE is a fraction of the whole summary). A message whose
+    // summary lacks them comes with what computing it needs, in the same round trip: the whole message for
+    // BODYSTRUCTURE or BODY, only the header (up to the empty line, read from its first 64 KB) for ENVELOPE.
+    const lacksStructure = sql`(imap_summary->'bodystructure' is null or imap_summary->'body' is null)`;
+    const lacksEnvelope = sql`imap_summary->'envelope' is null`;
+    const header = sql`(select case when at > 0 then substring(head for at + 3) else content end
+      from (select head, position(decode('0d0a0d0a', 'hex') in head) at from (select substring(content for 65536) head) h) p)`;
+    const bytes = needs.content ? sql`content`
+      : needs.structure ? sql`case when ${lacksStructure}${needs.envelope ? sql` or ${lacksEnvelope}` : sql``} then content end`
+        : needs.envelope ? sql`case when ${lacksEnvelope} then ${header} end` : sql`null::bytea`;
     const rows = (await this.deps.db.execute(sql`select uid, modseq, seen, answered, flagged, draft, deleted, keywords, size_bytes, stored_at,
-        ${needs.summary ? sql`imap_summary` : sql`null::jsonb`} imap_summary, ${needs.content ? sql`content` : sql`null::bytea`} content
-      from mailbox_messages where mailbox_id = ${selected.view.mailboxId} and folder = ${selected.view.folder}
+        ${needs.envelope ? sql`imap_summary->>'envelope'` : sql`null::text`} envelope,
+        ${needs.structure ? sql`imap_summary->>'bodystructure'` : sql`null::text`} bodystructure,
+        ${needs.structure ? sql`imap_summary->>'body'` : sql`null::text`} body,
+        ${bytes} content
+      from mailbox_messages where mailbox_id = ${view.mailboxId} and folder = ${view.folder}
         and uid = any(${sql.param(uids)}::int[])${since} order by uid`)) as unknown as Array<{
       uid: number; modseq: string; seen: boolean; answered: boolean; flagged: boolean; draft: boolean; deleted: boolean; keywords: string[];
-      size_bytes: number; stored_at: Date | string; imap_summary: ImapSummary | null; content: Buffer | null;
+      size_bytes: number; stored_at: Date | string; envelope: string | null; bodystructure: string | null; body: string | null; content: Buffer | null;
     }>;
-    const missing = needs.summary ? rows.filter((r) => !r.imap_summary) : [];
-    if (missing.length) {
-      // The first FETCH of ENVELOPE or BODYSTRUCTURE parses the message once and keeps the result with it.
-      const contents = needs.content ? new Map(missing.map((r) => [r.uid, r.content!])) : new Map(((await this.deps.db.execute(sql`select uid, content from mailbox_messages
-        where mailbox_id = ${selected.view.mailboxId} and folder = ${selected.view.folder} and uid = any(${sql.param(missing.map((r) => r.uid))}::int[])`)) as unknown as Array<{ uid: number; content: Buffer }>).map((r) => [r.uid, r.content]));
-      for (const row of missing) {
-        const content = contents.get(row.uid);
-        if (content) row.imap_summary = summarize(content.toString('latin1'));
-      }
-      const filled = missing.filter((r) => r.imap_summary);
-      if (filled.length) {
-        await this.deps.db.execute(sql`update mailbox_messages m set imap_summary = v.summary::jsonb
-          from (select unnest(${sql.param(filled.map((r) => r.uid))}::int[]) uid, unnest(${sql.param(filled.map((r) => JSON.stringify(r.imap_summary)))}::text[]) summary) v
-          where m.mailbox_id = ${selected.view.mailboxId} and m.folder = ${selected.view.folder} and m.uid = v.uid`);
-      }
+    const found: Array<{ uid: number; summary: Partial<ImapSummary> }> = [];
+    for (const row of rows) {
+      if (!((needs.envelope && row.envelope === null) || (needs.structure && (row.bodystructure === null || row.body === null))) || !row.content) continue;
+      // The first FETCH that needs them computes them; they are kept with the message.
+      const text = row.content.toString('latin1');
+      const summary: Partial<ImapSummary> = needs.structure ? summarize(text) : { envelope: envelopeOf(text) };
+      Object.assign(row, summary);
+      found.push({ uid: row.uid, summary });
     }
-    return rows.map((r) => ({
-      state: { uid: r.uid, modseq: Number(r.modseq), seen: r.seen, answered: r.answered, flagged: r.flagged, draft: r.draft, deleted: r.deleted, keywords: r.keywords } satisfies MessageState,
-      size: r.size_bytes,
-      storedAt: new Date(r.stored_at),
-      summary: r.imap_summary,
-      content: r.content ? r.content.toString('latin1') : null,
-    }));
+    if (found.length) {
+      // Stored while the responses go out; the FETCH completes once it is (and fails as before if it cannot be).
+      saving.add(async () => {
+        const foundUids = sql.param(found.map((f) => f.uid));
+        await this.deps.db.execute(sql`update mailbox_messages m set imap_summary = coalesce(m.imap_summary, '{}'::jsonb) || v.summary::jsonb
+          from (select unnest(${foundUids}::int[]) uid, unnest(${sql.param(found.map((f) => JSON.stringify(f.summary)))}::text[]) summary) v
+          where m.mailbox_id = ${view.mailboxId} and m.folder = ${view.folder} and m.uid = any(${foundUids}::int[]) and m.uid = v.uid`);
+      });
+    }
+    return rows.map((r): FetchedMessage => {
+      let summary: Partial<ImapSummary> | null = null;
+      if (needs.envelope || needs.structure) {
+        summary = {};
+        if (r.envelope !== null) summary.envelope = r.envelope;
+        if (r.bodystructure !== null) summary.bodystructure = r.bodystructure;
+        if (r.body !== null) summary.body = r.body;
+      }
+      return {
+        seq: 0, // set when the response is written, from the session's view
+        state: { uid: r.uid, modseq: Number(r.modseq), seen: r.seen, answered: r.answered, flagged: r.flagged, draft: r.draft, deleted: r.deleted, keywords: r.keywords },
+        size: r.size_bytes,
+        storedAt: new Date(r.stored_at),
+        summary,
+        content: needs.content ? r.content : null,
+      };
+    });
   }
 
   async #store(tag: string, isUid: boolean, args: ImapAttributeList): Promise<void> {
